@@ -1,0 +1,164 @@
+"""Test fixtures on real servers: PostgreSQL, Redis, a Celery worker process and an HTTP
+receiver on 127.0.0.1.
+
+Servers are found in this order: DATABASE_URL / CELERY_BROKER_URL from the environment,
+then the standard ports on 127.0.0.1, then embedded ones started here. A missing server
+fails the run; nothing is skipped. The schema is built by running the migrations on a
+fresh database. Tests with a worker commit for real, so every table is emptied after each
+test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.helpers import wait_for
+from tests.receiver import Receiver
+from webhooks_api import create_app
+from webhooks_api.embedded import RedisServer, ensure_database, reachable, start_postgres
+from webhooks_api.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+TABLES = "delivery_attempts, deliveries, events, event_types, subscriptions, api_keys, tenants"
+# Short retry schedule for the real retry path; the default one is asserted separately.
+TEST_RETRY_SCHEDULE = "1,1,1"
+
+
+def _database_server() -> str:
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    if reachable("127.0.0.1", 5432):
+        return "postgresql://postgres@127.0.0.1:5432/postgres"
+    return start_postgres(VAR / "test-pgdata")
+
+
+@pytest.fixture(scope="session")
+def broker_url():
+    if os.environ.get("CELERY_BROKER_URL"):
+        yield os.environ["CELERY_BROKER_URL"]
+    elif reachable("127.0.0.1", 6379):
+        yield "redis://127.0.0.1:6379/0"
+    else:
+        server = RedisServer(VAR / "test-redis", persistent=False).start()
+        yield server.url
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_env(broker_url) -> dict[str, str]:
+    """The environment of every process of this test run (app, CLI, worker)."""
+    run_tag = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]
+    database_url = ensure_database(_database_server(), f"webhooks_test_{run_tag}", fresh=True)
+    return {
+        "WEBHOOKS_ENV": "test",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "WEBHOOKS_BROKER_KEY_PREFIX": f"test-{run_tag}-{uuid.uuid4().hex[:8]}:",
+        "WEBHOOKS_RETRY_SCHEDULE": TEST_RETRY_SCHEDULE,
+        "WEBHOOKS_SWEEP_MARGIN_SECONDS": "2",
+        "WEBHOOKS_CLAIM_MARGIN_SECONDS": "2",
+    }
+
+
+@pytest.fixture(scope="session")
+def app(test_env):
+    from flask_migrate import upgrade
+
+    app = create_app(test_env)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request):
+    yield
+    if "app" in request.fixturenames:
+        app = request.getfixturevalue("app")
+        with app.app_context():
+            db.session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+            db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def session(app):
+    with app.app_context():
+        yield db.session
+
+
+def start_worker_process(test_env: dict[str, str], extra_env: dict[str, str] | None = None,
+                         concurrency: int = 2, log_path: Path | None = None
+                         ) -> subprocess.Popen:
+    """A real `celery worker` (prefork, as in the Procfile) on this run's queues."""
+    env = {**os.environ, **test_env, **(extra_env or {})}
+    log_path = log_path or VAR / "test-worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app", "worker",
+         "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip",
+         "--without-mingle", "-Q", "webhooks.publish,webhooks.deliver,webhooks.maintenance",
+         "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
+        env=env, cwd=ROOT, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def wait_until_ready(app, timeout: float = 60.0) -> None:
+    celery = app.extensions["celery"]
+    wait_for(lambda: celery.control.ping(timeout=0.5), timeout=timeout,
+             message="the worker to answer a ping")
+
+
+@pytest.fixture(scope="session")
+def worker(app, test_env):
+    process = start_worker_process(test_env)
+    try:
+        wait_until_ready(app)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def _receiver():
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def receiver(_receiver):
+    _receiver.reset()
+    return _receiver
+
+
+@pytest.fixture
+def tenant(runner):
+    """A tenant and an API key made with the CLI, as an operator would."""
+    tenant_id = f"tenant_{uuid.uuid4().hex[:8]}"
+    result = runner.invoke(args=["tenants", "create", tenant_id, "--name", "Test tenant"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["api-keys", "create", tenant_id])
+    assert result.exit_code == 0, result.output
+    api_key = result.output.strip().splitlines()[-1]
+    return {"id": tenant_id, "api_key": api_key,
+            "headers": {"Authorization": f"Bearer {api_key}"}}

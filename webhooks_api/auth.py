@@ -1,0 +1,25 @@
+"""Bearer API-key authentication: every API view runs for exactly one tenant."""
+
+from __future__ import annotations
+
+from flask import g, request
+from flask_smorest import abort
+
+from .extensions import db
+from .services.tenants import tenant_for_api_key
+
+
+def authenticate() -> None:
+    """before_request hook of the API blueprints: sets `g.tenant_id` or answers 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, api_key = header.partition(" ")
+    if scheme.lower() != "bearer" or not api_key.strip():
+        abort(401, message="send 'Authorization: Bearer <api key>'")
+    tenant_id = tenant_for_api_key(db.session, api_key.strip())
+    if tenant_id is None:
+        abort(401, message="unknown or revoked API key")
+    g.tenant_id = tenant_id
+
+
+def current_tenant_id() -> str:
+    return g.tenant_id

@@ -1,0 +1,78 @@
+"""`flask --app webhooks_api ...` commands: tenants and API keys.
+
+Errors go to stderr with a non-zero exit; `api-keys create` prints the key alone on the
+last line of stdout, since it is never shown again.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from .errors import DomainError
+from .extensions import db
+from .services import tenants as service
+
+tenants_cli = AppGroup("tenants", help="Manage tenants.")
+api_keys_cli = AppGroup("api-keys", help="Manage tenants' API keys.")
+
+
+def _fail(error: DomainError) -> None:
+    click.echo(f"error: {error.message}", err=True)
+    raise SystemExit(1)
+
+
+@tenants_cli.command("create")
+@click.argument("tenant_id")
+@click.option("--name", default=None, help="A human-readable name.")
+def create_tenant(tenant_id: str, name: str | None) -> None:
+    """Create a tenant."""
+    try:
+        tenant = service.create_tenant(db.session, tenant_id, name)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"created tenant {tenant.id}")
+
+
+@api_keys_cli.command("create")
+@click.argument("tenant_id")
+@click.option("--name", default=None, help="What the key is for.")
+def create_api_key(tenant_id: str, name: str | None) -> None:
+    """Create an API key; it is printed once, on the last line."""
+    try:
+        issued = service.create_api_key(db.session, tenant_id, name)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"created API key {issued.record.id} for tenant {tenant_id}; store it now,"
+               " it is not shown again:")
+    click.echo(issued.api_key)
+
+
+@api_keys_cli.command("list")
+@click.argument("tenant_id")
+def list_api_keys(tenant_id: str) -> None:
+    """List a tenant's API keys (ids and prefixes, never the keys)."""
+    try:
+        keys = service.list_api_keys(db.session, tenant_id)
+    except DomainError as error:
+        _fail(error)
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        click.echo(f"{key.id}\t{key.key_prefix}...\t{key.name or ''}\t{state}")
+
+
+@api_keys_cli.command("revoke")
+@click.argument("key_id")
+def revoke_api_key(key_id: str) -> None:
+    """Revoke an API key at once."""
+    try:
+        service.revoke_api_key(db.session, key_id)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"revoked {key_id}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(tenants_cli)
+    app.cli.add_command(api_keys_cli)

@@ -1,0 +1,165 @@
+"""Settings: the one place the environment is read.
+
+Every knob of DESIGN.md ("Running") and of the issues lives here with its default, so the
+API, the worker, celeryconfig.py and the CLI agree on one value. The production profile
+refuses unsafe combinations at start-up and names the setting that is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ENVIRONMENTS = ("production", "development", "test")
+
+# Fixed key for development and test only: secrets stay readable across restarts of the
+# embedded stack. The production profile refuses to start with it.
+DEVELOPMENT_ENCRYPTION_KEY = "ZGV2LW9ubHkta2V5LW5ldmVyLWluLXByb2R1Y3Rpb24="
+
+DEFAULT_RETRY_SCHEDULE = (300, 3600, 21600)
+MAX_TIMEOUT_SECONDS = 300
+
+
+class ConfigError(ValueError):
+    """A setting is missing or unsafe; the message names it."""
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def _int(value: str, name: str, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def _schedule(value: str) -> tuple[int, ...]:
+    try:
+        delays = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(
+            f"WEBHOOKS_RETRY_SCHEDULE must be comma-separated seconds, got {value!r}"
+        ) from None
+    if not delays or any(delay < 0 for delay in delays):
+        raise ConfigError("WEBHOOKS_RETRY_SCHEDULE must list one or more non-negative delays")
+    return delays
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; build it with `load_settings`."""
+
+    env: str = "development"
+    database_url: str | None = None
+    broker_url: str | None = None
+    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    require_https: bool = False
+    allow_private_targets: bool = True
+    encryption_keys: tuple[str, ...] = (DEVELOPMENT_ENCRYPTION_KEY,)
+    max_payload_bytes: int = 262144
+    ca_bundle: str | None = None
+    # A delivery overdue by this much (message lost with a worker, or never sent) is swept.
+    sweep_margin_seconds: int = 120
+    sweep_interval_seconds: int = 60
+    # Extra lease over the subscription's timeout before a claim counts as abandoned.
+    claim_margin_seconds: int = 60
+    metadata_max_bytes: int = 8192
+    # Prefix on every broker key: several deployments (or test runs) can share one Redis.
+    broker_key_prefix: str | None = None
+    flower_basic_auth: str | None = None
+    log_format: str = "text"
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """Redis re-hands an unacked message after this; it must outlast every countdown.
+
+        DESIGN.md: above twice the longest scheduled delay plus the longest request
+        timeout plus a margin, so a held 6 h countdown is never handed out twice.
+        """
+        return 2 * max(self.retry_schedule) + MAX_TIMEOUT_SECONDS + 600
+
+    @property
+    def sqlalchemy_url(self) -> str | None:
+        """DATABASE_URL for SQLAlchemy, pinned to psycopg2 (SQLAlchemy 2.1 defaults
+        `postgresql://` to psycopg 3); Heroku-style `postgres://` is accepted too."""
+        url = self.database_url
+        if url is None:
+            return None
+        for scheme in ("postgres://", "postgresql://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg2://" + url[len(scheme):]
+        return url
+
+    @property
+    def broker_transport_options(self) -> dict:
+        options: dict = {"visibility_timeout": self.visibility_timeout_seconds}
+        if self.broker_key_prefix:
+            options["global_keyprefix"] = self.broker_key_prefix
+        return options
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from `environ` (default: the process environment)."""
+    env_vars = os.environ if environ is None else environ
+    env = env_vars.get("WEBHOOKS_ENV", "development").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"WEBHOOKS_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    production = env == "production"
+
+    def get(name: str) -> str | None:
+        value = env_vars.get(name)
+        return value if value not in (None, "") else None
+
+    keys = get("WEBHOOKS_ENCRYPTION_KEY")
+    settings = Settings(
+        env=env,
+        database_url=get("DATABASE_URL"),
+        broker_url=get("CELERY_BROKER_URL"),
+        retry_schedule=_schedule(get("WEBHOOKS_RETRY_SCHEDULE") or "300,3600,21600"),
+        require_https=_bool(get("WEBHOOKS_REQUIRE_HTTPS") or str(production),
+                            "WEBHOOKS_REQUIRE_HTTPS"),
+        allow_private_targets=_bool(get("WEBHOOKS_ALLOW_PRIVATE_TARGETS") or str(not production),
+                                    "WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
+        encryption_keys=tuple(k.strip() for k in keys.split(",") if k.strip())
+        if keys else (DEVELOPMENT_ENCRYPTION_KEY,),
+        max_payload_bytes=_int(get("WEBHOOKS_MAX_PAYLOAD_BYTES") or "262144",
+                               "WEBHOOKS_MAX_PAYLOAD_BYTES", 1024),
+        ca_bundle=get("WEBHOOKS_CA_BUNDLE"),
+        sweep_margin_seconds=_int(get("WEBHOOKS_SWEEP_MARGIN_SECONDS") or "120",
+                                  "WEBHOOKS_SWEEP_MARGIN_SECONDS"),
+        sweep_interval_seconds=_int(get("WEBHOOKS_SWEEP_INTERVAL_SECONDS") or "60",
+                                    "WEBHOOKS_SWEEP_INTERVAL_SECONDS", 1),
+        claim_margin_seconds=_int(get("WEBHOOKS_CLAIM_MARGIN_SECONDS") or "60",
+                                  "WEBHOOKS_CLAIM_MARGIN_SECONDS", 1),
+        broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
+        flower_basic_auth=get("FLOWER_BASIC_AUTH"),
+        log_format=(get("WEBHOOKS_LOG_FORMAT") or "text").lower(),
+    )
+    if production:
+        check_production(settings)
+    return settings
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse to run production with a setting that would lose data or leak secrets."""
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL must be set in production")
+    if not settings.broker_url:
+        raise ConfigError("CELERY_BROKER_URL must be set in production")
+    if DEVELOPMENT_ENCRYPTION_KEY in settings.encryption_keys:
+        raise ConfigError("WEBHOOKS_ENCRYPTION_KEY must be set to a key of your own in production")
+    if not settings.require_https:
+        raise ConfigError("WEBHOOKS_REQUIRE_HTTPS must stay on in production")
+    if settings.allow_private_targets:
+        raise ConfigError("WEBHOOKS_ALLOW_PRIVATE_TARGETS must stay off in production")

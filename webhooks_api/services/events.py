@@ -1,0 +1,118 @@
+"""Events: validation against the catalogue and JSON Schemas, and storage, idempotent per
+tenant and event id. The body is serialized here once; every attempt sends these bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jsonschema
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from ..catalogue import BUILTIN_EVENT_TYPES
+from ..config import Settings
+from ..errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from ..ids import EVENT_ID_PATTERN, new_id
+from ..models import Event, EventType
+
+
+def custom_event_type(session: Session, tenant_id: str, name: str) -> EventType | None:
+    return session.scalar(
+        select(EventType).where(EventType.tenant_id == tenant_id, EventType.name == name)
+    )
+
+
+def validate_event(session: Session, tenant_id: str, event_type: str, data, metadata,
+                   event_id: str | None) -> None:
+    """Raise InvalidInputError naming the field unless the event may be published."""
+    if not isinstance(tenant_id, str) or not EVENT_ID_PATTERN.match(tenant_id):
+        raise InvalidInputError("invalid tenant id", {"tenant_id": ["1-128 of A-Za-z0-9_-"]})
+    if event_id is not None and (
+        not isinstance(event_id, str) or not EVENT_ID_PATTERN.match(event_id)
+    ):
+        raise InvalidInputError("invalid event id",
+                                {"event_id": ["must match [A-Za-z0-9_-]{1,128}"]})
+    if not isinstance(data, dict):
+        raise InvalidInputError("event data must be a JSON object",
+                                {"data": ["must be a JSON object"]})
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidInputError("metadata must be a JSON object",
+                                {"metadata": ["must be a JSON object"]})
+    if not isinstance(event_type, str):
+        raise InvalidInputError("unknown event type", {"event_type": ["must be a string"]})
+    if event_type in BUILTIN_EVENT_TYPES:
+        return
+    custom = custom_event_type(session, tenant_id, event_type)
+    if custom is None:
+        raise InvalidInputError(f"unknown event type {event_type!r}",
+                                {"event_type": [f"unknown event type {event_type!r}"]})
+    if custom.schema is not None:
+        try:
+            jsonschema.validate(data, custom.schema)
+        except jsonschema.ValidationError as error:
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            raise InvalidInputError(
+                f"data does not match the schema of {event_type}",
+                {"data": [f"{where}: {error.message}"]},
+            ) from None
+
+
+def serialize_body(event_id: str, event_type: str, occurred_at: datetime, tenant_id: str,
+                   data: dict, metadata: dict | None) -> str:
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": event_type,
+            "timestamp": occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "tenant_id": tenant_id,
+            "data": data,
+            "metadata": metadata or {},
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event: Event
+    created: bool
+
+
+def store_event(session: Session, settings: Settings, tenant_id: str, event_type: str,
+                data, metadata=None, event_id: str | None = None) -> StoredEvent:
+    """Validate and insert the event in the session's transaction; a repeat id returns the
+    stored event unchanged. The caller commits."""
+    validate_event(session, tenant_id, event_type, data, metadata, event_id)
+    event_id = event_id or new_id("evt")
+    occurred_at = datetime.now(UTC).replace(microsecond=0)
+    body = serialize_body(event_id, event_type, occurred_at, tenant_id, data, metadata)
+    if len(body.encode("utf-8")) > settings.max_payload_bytes:
+        raise PayloadTooLargeError(
+            f"event body exceeds WEBHOOKS_MAX_PAYLOAD_BYTES ({settings.max_payload_bytes})",
+            {"data": ["too large"]},
+        )
+    inserted_pk = session.execute(
+        insert(Event)
+        .values(event_id=event_id, tenant_id=tenant_id, event_type=event_type, body=body,
+                occurred_at=occurred_at)
+        .on_conflict_do_nothing(constraint="uq_events_tenant_event_id")
+        .returning(Event.id)
+    ).scalar_one_or_none()
+    event = session.scalar(
+        select(Event).where(Event.tenant_id == tenant_id, Event.event_id == event_id)
+    )
+    return StoredEvent(event=event, created=inserted_pk is not None)
+
+
+def get_event(session: Session, tenant_id: str, event_id: str) -> Event:
+    event = session.scalar(
+        select(Event).where(Event.tenant_id == tenant_id, Event.event_id == event_id)
+    )
+    if event is None:
+        raise NotFoundError(f"event {event_id} not found")
+    return event

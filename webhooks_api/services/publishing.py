@@ -1,0 +1,35 @@
+"""Publishing from the API and in-process: store first, enqueue the fan-out after commit.
+
+The broker being down does not fail a publish: the event is committed, and the sweep fans
+out every stored event whose message never arrived.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..queue import publish_message, send_after_commit
+from .events import StoredEvent, store_event
+
+
+def record_event(session: Session, settings: Settings, tenant_id: str, event_type: str, data,
+                 metadata=None, event_id: str | None = None) -> StoredEvent:
+    """Store the event in the caller's transaction; its fan-out is sent once that commits."""
+    stored = store_event(session, settings, tenant_id, event_type, data, metadata, event_id)
+    if stored.created:
+        send_after_commit(session, [publish_message(tenant_id, stored.event.event_id)])
+    return stored
+
+
+def publish_event(session: Session, settings: Settings, tenant_id: str, event_type: str, data,
+                  metadata=None, event_id: str | None = None) -> StoredEvent:
+    """One unit of work for the API: record, commit, then the message goes out."""
+    try:
+        stored = record_event(session, settings, tenant_id, event_type, data, metadata,
+                              event_id)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return stored

@@ -1,0 +1,64 @@
+"""`./scripts/run`: the whole stack on one machine, from the Procfile.
+
+With DATABASE_URL and CELERY_BROKER_URL set it uses those servers; with either unset it
+starts the embedded one in ./var (data kept across restarts). Then it applies the
+migrations and runs web, worker, beat and flower under honcho until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .embedded import RedisServer, ensure_database, start_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "var"
+PROCESSES = "web,worker,beat,flower"
+
+
+def main() -> int:
+    env = dict(os.environ)
+    redis = None
+    if not env.get("DATABASE_URL"):
+        server_url = start_postgres(DATA_DIR / "pgdata")
+        env["DATABASE_URL"] = ensure_database(server_url, "webhooks")
+        print("embedded PostgreSQL running, data in var/pgdata", flush=True)
+    if not env.get("CELERY_BROKER_URL"):
+        redis = RedisServer(DATA_DIR / "redis", port=int(env.get("REDIS_PORT", "6389"))).start()
+        env["CELERY_BROKER_URL"] = redis.url
+        print(f"embedded Redis running on {redis.url}, data in var/redis", flush=True)
+    env.setdefault("CELERYBEAT_SCHEDULE", str(DATA_DIR / "celerybeat-schedule"))
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    port, flower_port = env.setdefault("PORT", "8000"), env.setdefault("FLOWER_PORT", "5555")
+    try:
+        subprocess.run([str(bin_dir / "flask"), "--app", "webhooks_api", "db", "upgrade"],
+                       env=env, check=True, cwd=ROOT)
+        print(f"""
+  API        http://127.0.0.1:{port}/api/v1/webhooks
+  API docs   http://127.0.0.1:{port}/docs   (OpenAPI: /openapi.json)
+  Flower     http://127.0.0.1:{flower_port}
+  API key    DATABASE_URL='{env['DATABASE_URL']}' \\
+               .venv/bin/flask --app webhooks_api tenants create acme
+             DATABASE_URL='{env['DATABASE_URL']}' \\
+               .venv/bin/flask --app webhooks_api api-keys create acme
+  Stop       Ctrl-C
+""", flush=True)
+        honcho = subprocess.Popen([str(bin_dir / "honcho"), "-f", str(ROOT / "Procfile"),
+                                   "start", PROCESSES], env=env, cwd=ROOT)
+        try:
+            return honcho.wait()
+        except KeyboardInterrupt:
+            honcho.send_signal(signal.SIGINT)
+            return honcho.wait()
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Publishing an event over HTTP."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..app import current_settings
+from ..auth import current_tenant_id
+from ..extensions import db
+from ..schemas import PublishHeadersSchema, PublishResultSchema, PublishSchema
+from ..services.publishing import publish_event
+
+blp = Blueprint("publish", __name__, description="Publish events")
+
+
+@blp.route("/publish")
+class Publish(MethodView):
+    @blp.arguments(PublishSchema)
+    @blp.arguments(PublishHeadersSchema, location="headers", as_kwargs=True)
+    @blp.response(202, PublishResultSchema)
+    def post(self, payload, idempotency_key=None):
+        """Publish an event: stored first, then fanned out to matching subscriptions."""
+        stored = publish_event(
+            db.session, current_settings(), current_tenant_id(), payload["event_type"],
+            payload["data"], payload.get("metadata"), event_id=idempotency_key,
+        )
+        return {"event_id": stored.event.event_id, "event_type": stored.event.event_type,
+                "created": stored.created}

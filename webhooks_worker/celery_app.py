@@ -1,0 +1,21 @@
+"""The worker entry point: `celery -A webhooks_worker.celery_app worker`."""
+
+from celery.signals import worker_process_init
+
+from webhooks_api import create_app
+from webhooks_api.extensions import celery as celery_app
+from webhooks_api.extensions import db
+
+flask_app = create_app()
+
+from . import tasks  # noqa: E402,F401  (registers the tasks on celery_app)
+
+
+@worker_process_init.connect
+def _fresh_connections(**_):
+    """Pooled connections must not cross a fork (SQLAlchemy "os.fork()" guidance)."""
+    with flask_app.app_context():
+        db.engine.dispose(close=False)
+
+
+__all__ = ["celery_app", "flask_app"]

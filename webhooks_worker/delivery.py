@@ -1,0 +1,212 @@
+"""One delivery attempt: claim → sign → POST → record → outcome.
+
+PostgreSQL, not the broker, is the truth. The claim is one conditional UPDATE (right
+status, expected attempt number, due, not held by a live claim): a duplicate, early or
+stale message claims nothing and sends nothing. The claim commits and the session lets go
+of its connection before the HTTP call; the attempt row, the delivery's new state and the
+subscription's statistics are then written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from webhooks_api.config import Settings
+from webhooks_api.secrets import SecretBox
+
+from . import http
+from .backoff import next_delay
+from .signing import redact_signatures, signature_headers
+
+logger = logging.getLogger(__name__)
+
+GONE = 410
+# A countdown may fire a little before the database's clock says the retry is due.
+EARLY_SLACK_SECONDS = 2
+
+_CLAIM = text("""
+    UPDATE deliveries d
+    SET claimed_until = now() + make_interval(secs => s.timeout_seconds + :claim_margin)
+    FROM subscriptions s, events e
+    WHERE d.id = :delivery_id AND s.id = d.subscription_id AND e.id = d.event_pk
+      AND d.status IN ('pending', 'retrying')
+      AND d.attempt_count = :attempt_number - 1
+      AND (d.claimed_until IS NULL OR d.claimed_until < now())
+      AND d.manual_pending = :manual
+      AND (:manual OR d.next_retry_at IS NULL
+           OR d.next_retry_at <= now() + make_interval(secs => :early_slack))
+    RETURNING d.tenant_id, d.subscription_id, d.event_type, e.event_id, e.body,
+              e.occurred_at, s.url, s.headers, s.timeout_seconds, s.secret_ciphertext,
+              CASE WHEN s.previous_secret_expires_at > now()
+                   THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
+""")
+
+_FINISH_DELIVERY = text("""
+    UPDATE deliveries
+    SET status = :status, attempt_count = :attempt_number, claimed_until = NULL,
+        manual_pending = false, last_response_status = :response_status,
+        last_error = :error,
+        next_retry_at = CASE WHEN :retry_in IS NULL THEN NULL
+                             ELSE now() + make_interval(secs => :retry_in) END,
+        completed_at = CASE WHEN :status IN ('success', 'failed', 'disabled')
+                            THEN now() END,
+        updated_at = now()
+    WHERE id = :delivery_id AND attempt_count = :attempt_number - 1
+      AND status IN ('pending', 'retrying')
+""")
+
+_INSERT_ATTEMPT = text("""
+    INSERT INTO delivery_attempts (delivery_id, attempt_number, trigger, started_at,
+        duration_ms, request_headers, response_status, response_headers, response_body,
+        error_class, error_message)
+    VALUES (:delivery_id, :attempt_number, :trigger, :started_at, :duration_ms,
+            CAST(:request_headers AS jsonb), :response_status,
+            CAST(:response_headers AS jsonb), :response_body, :error_class, :error_message)
+""")
+
+_COUNT_SUCCESS = text("""
+    UPDATE subscriptions
+    SET success_count = success_count + 1, consecutive_failures = 0,
+        last_success_at = now(), failing_since = NULL
+    WHERE id = :subscription_id
+""")
+
+_COUNT_FAILURE = text("""
+    UPDATE subscriptions
+    SET failure_count = failure_count + 1, consecutive_failures = consecutive_failures + 1,
+        last_failure_at = now(), failing_since = coalesce(failing_since, now())
+    WHERE id = :subscription_id
+""")
+
+_DISABLE_SUBSCRIPTION = text("""
+    UPDATE subscriptions
+    SET status = 'disabled', disabled_reason = :reason, disabled_at = now(),
+        updated_at = now()
+    WHERE id = :subscription_id
+""")
+
+_DISABLE_OPEN_DELIVERIES = text("""
+    UPDATE deliveries
+    SET status = 'disabled', next_retry_at = NULL, completed_at = now(), updated_at = now()
+    WHERE subscription_id = :subscription_id AND status IN ('pending', 'retrying')
+""")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    retry_in: int | None = None
+
+
+@cache
+def _secret_box(keys: tuple[str, ...]) -> SecretBox:
+    return SecretBox(keys)
+
+
+def build_headers(claim, delivery_id: str, attempt_number: int, settings: Settings,
+                  body: bytes) -> dict[str, str]:
+    box = _secret_box(settings.encryption_keys)
+    secrets = [box.decrypt(claim.secret_ciphertext)]
+    if claim.previous_secret_ciphertext:
+        secrets.append(box.decrypt(claim.previous_secret_ciphertext))
+    timestamp = int(time.time())
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": http.user_agent(),
+        "X-Webhook-Event-Id": claim.event_id,
+        "X-Webhook-Event-Type": claim.event_type,
+        "X-Webhook-Timestamp": claim.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "X-Webhook-Delivery-Id": delivery_id,
+        "X-Webhook-Attempt": str(attempt_number),
+        "webhook-id": claim.event_id,
+        "webhook-timestamp": str(timestamp),
+        **signature_headers(secrets, claim.event_id, timestamp, body),
+        **claim.headers,
+    }
+
+
+def decide(result: http.HttpResult, attempt_number: int, trigger: str,
+           schedule: tuple[int, ...]) -> Outcome:
+    """2xx success · 410 disabled · else retry on schedule (never after a manual send)."""
+    if result.succeeded:
+        return Outcome("success")
+    if result.status_code == GONE:
+        return Outcome("disabled")
+    if trigger == "manual":
+        return Outcome("failed")
+    retry_after = (result.headers or {}).get("Retry-After")
+    delay = next_delay(schedule, attempt_number, result.status_code, retry_after)
+    return Outcome("failed") if delay is None else Outcome("retrying", delay)
+
+
+def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
+                     attempt_number: int, trigger: str) -> Outcome | None:
+    """Make attempt `attempt_number` of a delivery; None when this message claims nothing."""
+    claim = session.execute(_CLAIM, {
+        "delivery_id": delivery_id, "attempt_number": attempt_number,
+        "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
+        "early_slack": EARLY_SLACK_SECONDS,
+    }).one_or_none()
+    session.commit()
+    if claim is None:
+        logger.info("delivery %s attempt %s: nothing to claim (duplicate, stale or early)",
+                    delivery_id, attempt_number)
+        return None
+    session.close()  # the connection goes back to the pool for the HTTP call
+
+    body = claim.body.encode("utf-8")
+    headers = build_headers(claim, delivery_id, attempt_number, settings, body)
+    result = http.post(http.delivery_session(settings.allow_private_targets), claim.url, body,
+                       headers, claim.timeout_seconds, settings.ca_bundle)
+    outcome = decide(result, attempt_number, trigger, settings.retry_schedule)
+    recorded = record_attempt(session, claim, delivery_id, attempt_number, trigger, headers,
+                              result, outcome)
+    logger.info(
+        "delivery %s attempt %s: tenant=%s subscription=%s event=%s trigger=%s status=%s "
+        "error=%s duration_ms=%s outcome=%s%s",
+        delivery_id, attempt_number, claim.tenant_id, claim.subscription_id, claim.event_id,
+        trigger, result.status_code, result.error_class, result.duration_ms, outcome.status,
+        "" if recorded else " (not recorded: another worker recorded this attempt)",
+    )
+    return outcome if recorded else None
+
+
+def record_attempt(session: Session, claim, delivery_id: str, attempt_number: int,
+                   trigger: str, headers: dict[str, str], result: http.HttpResult,
+                   outcome: Outcome) -> bool:
+    """Write the attempt, the delivery's state and the statistics in one transaction."""
+    error = (f"{result.error_class}: {result.error_message}" if result.error_class
+             else None if result.succeeded else f"HTTP {result.status_code}")
+    finished = session.execute(_FINISH_DELIVERY, {
+        "delivery_id": delivery_id, "attempt_number": attempt_number,
+        "status": outcome.status, "retry_in": outcome.retry_in,
+        "response_status": result.status_code, "error": error,
+    })
+    if finished.rowcount == 0:
+        session.rollback()
+        return False
+    session.execute(_INSERT_ATTEMPT, {
+        "delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger,
+        "started_at": result.started_at, "duration_ms": result.duration_ms,
+        "request_headers": json.dumps(redact_signatures(headers)),
+        "response_status": result.status_code,
+        "response_headers": None if result.headers is None else json.dumps(result.headers),
+        "response_body": result.body_excerpt,
+        "error_class": result.error_class, "error_message": result.error_message,
+    })
+    subscription = {"subscription_id": claim.subscription_id}
+    session.execute(_COUNT_SUCCESS if result.succeeded else _COUNT_FAILURE, subscription)
+    if outcome.status == "disabled":
+        session.execute(_DISABLE_SUBSCRIPTION, {
+            **subscription, "reason": f"the endpoint answered 410 Gone (delivery {delivery_id})"
+        })
+        session.execute(_DISABLE_OPEN_DELIVERIES, subscription)
+    session.commit()
+    return True

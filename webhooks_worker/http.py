@@ -1,0 +1,226 @@
+"""The hardened HTTP client of the delivery engine.
+
+Exceptions are turned into one `HttpResult` here, in one place (httpx's split):
+
+    no response ── timeout            (connect, read, or the wall-clock deadline)
+                ├─ dns_error          (the host does not resolve)
+                ├─ forbidden_address  (resolves to a private/reserved address)
+                ├─ tls_error
+                ├─ connection_error   (refused, reset, closed early)
+                └─ request_error      (anything else requests raises)
+    a response ── status_code set     (2xx success, anything else is a failure)
+
+A per-read timeout does not bound a receiver that drips a byte a second, so every attempt
+runs under a `_Deadline`: a timer that shuts the connection's socket down when the
+subscription's `timeout_seconds` have passed, wherever the request is (headers or body).
+Redirects are never followed, proxies from the environment are ignored, TLS is verified,
+and with private targets refused the connection goes to the address that was checked
+(requests-hardened pins it, so DNS rebinding cannot swap it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_hardened import Config, HTTPSession
+from requests_hardened.ip_filter import InvalidIPAddress
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError
+
+MAX_RESPONSE_BYTES = 64 * 1024
+STORED_RESPONSE_BYTES = 4 * 1024
+_CHUNK_BYTES = 16 * 1024
+
+_local = threading.local()
+
+
+def user_agent() -> str:
+    try:
+        return f"webhooks-service/{version('webhooks-service')}"
+    except PackageNotFoundError:
+        return "webhooks-service/dev"
+
+
+class _Deadline:
+    """Shuts down the watched connection's socket once the attempt's time is up."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._connection: HTTPConnection | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _local.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        _local.deadline = None
+
+    def watch(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connection = connection
+            if self.expired:
+                self._shutdown()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        sock = getattr(self._connection, "sock", None)
+        if sock is not None:
+            # The plain socket call also works under TLS and wakes a blocked read.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedConnection:
+    """Mixin: registers the connection with the current attempt's deadline per request."""
+
+    def request(self, *args, **kwargs):
+        deadline = getattr(_local, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self)
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _DeadlinePools:
+    """Adapter mixin: pools whose connections honour the attempt deadline."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(_DeadlinePools, HTTPAdapter):
+    pass
+
+
+class _FilteringAdapter(_DeadlinePools, IPFilterAdapter):
+    pass
+
+
+@cache
+def delivery_session(allow_private_targets: bool) -> requests.Session:
+    """One pooled session per worker process (keep-alive to each receiver)."""
+    config = Config(
+        ip_filter_enable=not allow_private_targets,
+        ip_filter_allow_loopback_ips=False,
+        never_redirect=True,
+        default_timeout=(30, 30),
+        user_agent_override=user_agent(),
+    )
+    session = HTTPSession(config)
+    session.trust_env = False  # no proxies or .netrc from the environment
+    if allow_private_targets:
+        session.mount("http://", _Adapter())
+        session.mount("https://", _Adapter())
+    else:
+        session.mount("http://", _FilteringAdapter(is_https_proto=False))
+        session.mount("https://", _FilteringAdapter(is_https_proto=True))
+    return session
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None = None
+    headers: dict[str, str] | None = None
+    body_excerpt: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    content = bytearray()
+    for chunk in response.iter_content(_CHUNK_BYTES):
+        content += chunk
+        if len(content) >= MAX_RESPONSE_BYTES:
+            break
+    return bytes(content[:MAX_RESPONSE_BYTES])
+
+
+def _classify(error: Exception, deadline: _Deadline, timeout_seconds: float) -> tuple[str, str]:
+    if deadline.expired or isinstance(error, requests.Timeout):
+        return "timeout", f"no complete response within {timeout_seconds:g} s"
+    if isinstance(error, InvalidIPAddress):
+        return "forbidden_address", f"target resolves to a forbidden address ({error})"
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, NameResolutionError | socket.gaierror):
+            return "dns_error", "the host name does not resolve"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, requests.exceptions.SSLError):
+        return "tls_error", str(error)[:500]
+    if isinstance(error, requests.ConnectionError):
+        return "connection_error", str(error)[:500]
+    return "request_error", f"{type(error).__name__}: {error}"[:500]
+
+
+def post(session: requests.Session, url: str, body: bytes, headers: dict[str, str],
+         timeout_seconds: float, ca_bundle: str | None = None) -> HttpResult:
+    """POST `body` and read at most 64 KiB of the answer, all within `timeout_seconds`."""
+    started_at = datetime.now(UTC)
+    start = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - start) * 1000)
+
+    with _Deadline(timeout_seconds) as deadline:
+        try:
+            response = session.post(
+                url, data=body, headers=headers, stream=True, allow_redirects=False,
+                timeout=(timeout_seconds, timeout_seconds), verify=ca_bundle or True,
+            )
+            try:
+                content = _read_capped(response)
+            finally:
+                response.close()
+        except Exception as error:  # every failure becomes a recorded attempt
+            error_class, message = _classify(error, deadline, timeout_seconds)
+            return HttpResult(started_at, elapsed_ms(), error_class=error_class,
+                              error_message=message)
+    return HttpResult(
+        started_at,
+        elapsed_ms(),
+        status_code=response.status_code,
+        headers=dict(response.headers),
+        body_excerpt=content[:STORED_RESPONSE_BYTES].decode("utf-8", errors="replace"),
+    )

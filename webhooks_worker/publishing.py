@@ -1,0 +1,47 @@
+"""The body of `webhooks.publish`: store the event when it is new, fan it out, enqueue."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from webhooks_api.config import Settings
+from webhooks_api.errors import DomainError
+from webhooks_api.queue import deliver_message, send_now
+from webhooks_api.services.events import get_event, store_event
+
+from .fanout import fan_out
+
+logger = logging.getLogger(__name__)
+
+
+def publish_stored_or_new(session: Session, settings: Settings, *, tenant_id: str,
+                          event_type: str | None, event_data, metadata, event_id: str | None
+                          ) -> list[str]:
+    """Fan out a stored event (only `tenant_id` and `event_id` given) or store a new one
+    from `publish.delay()` arguments first. Returns the delivery ids it enqueued.
+
+    Invalid input is logged with its reason and dropped: retrying cannot fix it.
+    """
+    try:
+        if event_type is None:
+            event = get_event(session, tenant_id, event_id)
+        else:
+            event = store_event(session, settings, tenant_id, event_type, event_data, metadata,
+                                event_id).event
+    except DomainError as error:
+        session.rollback()
+        logger.warning("publish rejected: tenant=%s event=%s type=%s reason=%s errors=%s",
+                       tenant_id, event_id, event_type, error.message, error.errors)
+        return []
+    if event.fanned_out_at is not None:
+        session.rollback()
+        logger.info("event %s of tenant %s already fanned out", event.event_id, tenant_id)
+        return []
+    delivery_ids = fan_out(session, event)
+    session.commit()
+    send_now(deliver_message(delivery_id, 1, "automatic") for delivery_id in delivery_ids)
+    logger.info("event %s (%s) of tenant %s fanned out to %d deliveries",
+                event.event_id, event.event_type, tenant_id, len(delivery_ids))
+    return delivery_ids

@@ -1,0 +1,51 @@
+"""Celery tasks: thin, named, taking ids. The work lives in plain functions."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy.exc import OperationalError
+
+from webhooks_api.extensions import celery, db
+from webhooks_api.queue import DELIVER_TASK, PUBLISH_TASK, SWEEP_TASK
+
+from .delivery import attempt_delivery
+from .publishing import publish_stored_or_new
+from .sweep import sweep as sweep_stalled
+
+# A database blip is transient: try again shortly rather than drop the message.
+_DB_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60,
+             "retry_jitter": True, "max_retries": None}
+
+
+def _settings():
+    return current_app.config["WEBHOOKS_SETTINGS"]
+
+
+@celery.task(name=PUBLISH_TASK, bind=True, **_DB_RETRY)
+def publish(self, event_type=None, event_data=None, tenant_id=None, metadata=None,
+            event_id=None):
+    """Store (if new) and fan out one event: one deliver task per matching subscription."""
+    return publish_stored_or_new(db.session, _settings(), tenant_id=tenant_id,
+                                 event_type=event_type, event_data=event_data,
+                                 metadata=metadata, event_id=event_id)
+
+
+@celery.task(name=DELIVER_TASK, bind=True, **_DB_RETRY)
+def deliver(self, delivery_id: str, attempt_number: int = 1, trigger: str = "automatic"):
+    """One attempt of one delivery; schedules the next by countdown when it fails."""
+    outcome = attempt_delivery(db.session, _settings(), delivery_id, attempt_number, trigger)
+    if outcome is not None and outcome.retry_in is not None:
+        raise self.retry(
+            countdown=outcome.retry_in,
+            kwargs={"delivery_id": delivery_id, "attempt_number": attempt_number + 1,
+                    "trigger": "automatic"},
+        )
+    return outcome.status if outcome else None
+
+
+@celery.task(name=SWEEP_TASK)
+def sweep():
+    """Re-enqueue what the broker lost; runs every minute from beat."""
+    report = sweep_stalled(db.session, _settings())
+    return {"events_fanned_out": report.events_fanned_out,
+            "deliveries_requeued": report.deliveries_requeued}
