@@ -5,7 +5,7 @@ webhooks_api.config, the one place the environment is read; `celery_init_app` ap
 same values for an app built with a test configuration.
 """
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from webhooks_api.config import load_settings
 from webhooks_api.queue import DELIVER_QUEUE, MAINTENANCE_QUEUE, PUBLISH_QUEUE
@@ -33,7 +33,12 @@ worker_prefetch_multiplier = 1
 # Bound on countdown (ETA) messages one worker holds in memory; the rest wait in Redis.
 worker_eta_task_limit = 1000
 # Explicit queues: fan-out, deliveries and maintenance can be given their own workers.
-task_queues = (Queue(PUBLISH_QUEUE), Queue(DELIVER_QUEUE), Queue(MAINTENANCE_QUEUE))
+# Each queue has its own exchange and key: with one shared default exchange every queue
+# would be bound to the same key and each message copied into all of them.
+task_queues = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in (PUBLISH_QUEUE, DELIVER_QUEUE, MAINTENANCE_QUEUE)
+)
 task_default_queue = DELIVER_QUEUE
 task_routes = {
     "webhooks.publish": {"queue": PUBLISH_QUEUE},
