@@ -1,8 +1,9 @@
 """`./scripts/run`: the whole stack on one machine, from the Procfile.
 
 With DATABASE_URL and CELERY_BROKER_URL set it uses those servers; with either unset it
-starts the embedded one in ./var (data kept across restarts). Then it applies the
-migrations and runs web, worker, beat and flower under honcho until Ctrl-C.
+starts the embedded one with its data in ./var (or WEBHOOKS_DATA_DIR), kept across
+restarts. Then it applies the migrations and runs web, worker, beat and flower under
+honcho until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,22 +17,22 @@ from pathlib import Path
 from .embedded import RedisServer, ensure_database, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT / "var"
 PROCESSES = ("web", "worker", "beat", "flower")
 
 
 def main() -> int:
     env = dict(os.environ)
+    data_dir = Path(env.get("WEBHOOKS_DATA_DIR", ROOT / "var"))
     redis = None
     if not env.get("DATABASE_URL"):
-        server_url = start_postgres(DATA_DIR / "pgdata")
+        server_url = start_postgres(data_dir / "pgdata")
         env["DATABASE_URL"] = ensure_database(server_url, "webhooks")
-        print("embedded PostgreSQL running, data in var/pgdata", flush=True)
+        print(f"embedded PostgreSQL running, data in {data_dir / 'pgdata'}", flush=True)
     if not env.get("CELERY_BROKER_URL"):
-        redis = RedisServer(DATA_DIR / "redis", port=int(env.get("REDIS_PORT", "6389"))).start()
+        redis = RedisServer(data_dir / "redis", port=int(env.get("REDIS_PORT", "6389"))).start()
         env["CELERY_BROKER_URL"] = redis.url
-        print(f"embedded Redis running on {redis.url}, data in var/redis", flush=True)
-    env.setdefault("CELERYBEAT_SCHEDULE", str(DATA_DIR / "celerybeat-schedule"))
+        print(f"embedded Redis running on {redis.url}, data in {data_dir / 'redis'}", flush=True)
+    env.setdefault("CELERYBEAT_SCHEDULE", str(data_dir / "celerybeat-schedule"))
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     port, flower_port = env.setdefault("PORT", "8000"), env.setdefault("FLOWER_PORT", "5555")
