@@ -51,10 +51,12 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     return celery
 
 
-def _send(name: str, kwargs: dict, queue: str) -> bool:
+def _send(name: str, kwargs: dict, queue: str, reprs: tuple[str, str] | None) -> bool:
+    labels = {"argsrepr": reprs[0], "kwargsrepr": reprs[1]} if reprs else {}
     try:
         current_app.extensions["celery"].send_task(
-            name, kwargs=kwargs, queue=queue, retry=True, retry_policy=_SEND_RETRY_POLICY
+            name, kwargs=kwargs, queue=queue, retry=True, retry_policy=_SEND_RETRY_POLICY,
+            **labels,
         )
         return True
     except Exception:  # the broker is down: PostgreSQL holds the row, the sweep resends
@@ -74,7 +76,12 @@ def deliver_message(delivery_id: str, attempt_number: int, trigger: str) -> tupl
 
 def send_now(messages: Iterable[tuple[str, dict, str]]) -> int:
     """Send messages whose rows are already committed; returns how many the broker took."""
-    return sum(_send(name, kwargs, queue) for name, kwargs, queue in messages)
+    from .task_labels import reprs_for_messages  # it needs the task names defined here
+
+    batch = list(messages)
+    reprs = reprs_for_messages((name, kwargs) for name, kwargs, _ in batch)
+    return sum(_send(name, kwargs, queue, labels)
+               for (name, kwargs, queue), labels in zip(batch, reprs, strict=True))
 
 
 def send_after_commit(session: Session, messages: Iterable[tuple[str, dict, str]]) -> None:
