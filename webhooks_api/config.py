@@ -95,6 +95,9 @@ class Settings:
     # Optional port on which a worker node serves its own Prometheus metrics, for workers
     # on machines that do not share PROMETHEUS_MULTIPROC_DIR with the API.
     worker_metrics_port: int | None = None
+    # PROMETHEUS_MULTIPROC_DIR: prometheus_client reads it too, from the process
+    # environment, when it is imported (webhooks_api.metrics).
+    metrics_dir: str | None = None
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -176,6 +179,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         worker_metrics_port=_int(get("WEBHOOKS_WORKER_METRICS_PORT"),
                                  "WEBHOOKS_WORKER_METRICS_PORT", 1)
         if get("WEBHOOKS_WORKER_METRICS_PORT") else None,
+        metrics_dir=get("PROMETHEUS_MULTIPROC_DIR"),
     )
     if production:
         check_production(settings)
