@@ -39,6 +39,7 @@ task_routes = {
     "webhooks.publish": {"queue": PUBLISH_QUEUE},
     "webhooks.deliver": {"queue": DELIVER_QUEUE},
     "webhooks.sweep": {"queue": MAINTENANCE_QUEUE},
+    "webhooks.prune": {"queue": MAINTENANCE_QUEUE},
 }
 # Flower sees every task: worker events, and "sent" events from publishers too.
 worker_send_task_events = True

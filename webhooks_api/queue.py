@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 PUBLISH_TASK = "webhooks.publish"
 DELIVER_TASK = "webhooks.deliver"
 SWEEP_TASK = "webhooks.sweep"
+PRUNE_TASK = "webhooks.prune"
 
 PUBLISH_QUEUE = "webhooks.publish"
 DELIVER_QUEUE = "webhooks.deliver"
@@ -43,6 +44,8 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
         broker_transport_options=settings.broker_transport_options,
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval_seconds)},
+            "prune": {"task": PRUNE_TASK,
+                      "schedule": float(settings.retention_interval_seconds)},
         },
     )
     celery.flask_app = app
