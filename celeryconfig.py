@@ -5,10 +5,9 @@ webhooks_api.config, the one place the environment is read; `celery_init_app` ap
 same values for an app built with a test configuration.
 """
 
-from kombu import Queue
-
 from webhooks_api.config import load_settings
 from webhooks_api.queue import DELIVER_QUEUE, MAINTENANCE_QUEUE, PUBLISH_QUEUE
+from webhooks_api.queue import task_queues as _task_queues
 
 _settings = load_settings()
 
@@ -33,7 +32,8 @@ worker_prefetch_multiplier = 1
 # Bound on countdown (ETA) messages one worker holds in memory; the rest wait in Redis.
 worker_eta_task_limit = 1000
 # Explicit queues: fan-out, deliveries and maintenance can be given their own workers.
-task_queues = (Queue(PUBLISH_QUEUE), Queue(DELIVER_QUEUE), Queue(MAINTENANCE_QUEUE))
+# Each has its own exchange and key; quorum queues on RabbitMQ (see task_queues).
+task_queues = _task_queues(_settings)
 task_default_queue = DELIVER_QUEUE
 task_routes = {
     "webhooks.publish": {"queue": PUBLISH_QUEUE},

@@ -20,6 +20,7 @@ DEVELOPMENT_ENCRYPTION_KEY = "ZGV2LW9ubHkta2V5LW5ldmVyLWluLXByb2R1Y3Rpb24="
 DEFAULT_RETRY_SCHEDULE = (300, 3600, 21600)
 LOG_FORMATS = ("text", "json")
 REDIS_SCHEMES = ("redis", "rediss", "redis+socket")
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 MAX_TIMEOUT_SECONDS = 300
 
 
@@ -125,9 +126,16 @@ class Settings:
         return (self.broker_url or "").split(":", 1)[0] in REDIS_SCHEMES
 
     @property
+    def broker_is_amqp(self) -> bool:
+        return (self.broker_url or "").split(":", 1)[0] in AMQP_SCHEMES
+
+    @property
     def broker_transport_options(self) -> dict:
-        """Redis-only options (kombu's AMQP transport has neither): the visibility timeout
-        and the key prefix that lets deployments share one Redis."""
+        """Redis: the visibility timeout and the key prefix that lets deployments share one
+        Redis (kombu's AMQP transport has neither). RabbitMQ: publisher confirms, as
+        quorum queues want."""
+        if self.broker_is_amqp:
+            return {"confirm_publish": True}
         if not self.broker_is_redis:
             return {}
         options: dict = {"visibility_timeout": self.visibility_timeout_seconds}

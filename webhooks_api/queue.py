@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from celery import Celery
 from flask import Flask, current_app
+from kombu import Exchange, Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,20 @@ _SEND_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.
 _PENDING_KEY = "webhooks_pending_messages"
 
 
+def task_queues(settings: Settings) -> tuple[Queue, ...]:
+    """Each queue with an exchange and routing key of its own: on RabbitMQ, queues sharing
+    the default exchange's key would each get a copy of every message (and of every
+    delayed one). On RabbitMQ they are quorum queues, so Celery keeps countdowns in the
+    broker (native delayed delivery, which needs topic exchanges) instead of in a
+    worker's memory, where RabbitMQ's `consumer_timeout` (30 min) would kill the channel
+    holding a 1 h or 6 h retry."""
+    amqp = settings.broker_is_amqp
+    arguments = {"x-queue-type": "quorum"} if amqp else None
+    return tuple(Queue(name, Exchange(name, type="topic" if amqp else "direct"),
+                       routing_key=name, queue_arguments=arguments)
+                 for name in (PUBLISH_QUEUE, DELIVER_QUEUE, MAINTENANCE_QUEUE))
+
+
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
     """Bind the shared Celery app to Flask: each task runs in an app context of its own."""
     from .extensions import celery
@@ -42,6 +57,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.conf.update(
         broker_url=settings.broker_url,
         broker_transport_options=settings.broker_transport_options,
+        task_queues=task_queues(settings),
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval_seconds)},
             "prune": {"task": PRUNE_TASK,
