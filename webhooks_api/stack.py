@@ -18,7 +18,7 @@ from .embedded import RedisServer, ensure_database, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "var"
-PROCESSES = "web,worker,beat,flower"
+PROCESSES = ("web", "worker", "beat", "flower")
 
 
 def main() -> int:
@@ -58,7 +58,7 @@ def main() -> int:
   Stop       Ctrl-C
 """, flush=True)
         honcho = subprocess.Popen([str(bin_dir / "honcho"), "-f", str(ROOT / "Procfile"),
-                                   "start", PROCESSES], env=env, cwd=ROOT)
+                                   "start", *PROCESSES], env=env, cwd=ROOT)
         try:
             return honcho.wait()
         except KeyboardInterrupt:
