@@ -57,6 +57,18 @@ def flower(env: dict[str, str]) -> Iterator[str]:
         yield base
 
 
+def wait_until_flower_watches_workers(base: str, auth: tuple[str, str]) -> None:
+    """Flower shows only events it received: wait for a worker's heartbeat event, which
+    proves its event consumer is live (the task list starts empty)."""
+
+    def alive_worker() -> bool:
+        answer = requests.get(f"{base}/api/workers", params={"status": 1}, auth=auth,
+                              timeout=10)
+        return answer.status_code == 200 and any(answer.json().values())
+
+    wait_for(alive_worker, timeout=60, message="Flower to receive a worker's heartbeat")
+
+
 @contextmanager
 def web(env: dict[str, str], workers: int = 2) -> Iterator[str]:
     """gunicorn with the Procfile's config and `workers` processes; yields its base URL."""

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests import processes
 from tests.helpers import wait_for
@@ -136,9 +135,7 @@ def test_receiving_examples(client, tenant, receiver, worker, tmp_path, monkeypa
 
 def test_operations_examples(reader_env, test_env, worker, tmp_path, monkeypatch):
     with processes.flower({**test_env, "FLOWER_BASIC_AUTH": FLOWER_AUTH}) as flower_url:
-        wait_for(lambda: requests.get(f"{flower_url}/api/workers", timeout=10,
-                                      auth=tuple(FLOWER_AUTH.split(":"))).json(),
-                 timeout=60, message="Flower to see the worker")
+        processes.wait_until_flower_watches_workers(flower_url, tuple(FLOWER_AUTH.split(":")))
         env = {**reader_env, "FLOWER_URL": flower_url, "FLOWER_BASIC_AUTH": FLOWER_AUTH}
         run_examples("operations.md", env, {"__name__": "docs"}, tmp_path, monkeypatch)
 

@@ -22,9 +22,7 @@ QUERY_TOKEN = "query-token-5c1e"
 @pytest.fixture
 def flower(test_env, worker):
     with processes.flower({**test_env, "FLOWER_BASIC_AUTH": ":".join(AUTH)}) as base:
-        # Flower learns about workers from their events: wait until it has seen ours.
-        wait_for(lambda: requests.get(f"{base}/api/workers", auth=AUTH, timeout=10).json(),
-                 timeout=60, message="Flower to list the test worker")
+        processes.wait_until_flower_watches_workers(base, AUTH)
         yield base
 
 
@@ -98,7 +96,8 @@ def test_flower_shows_every_task_with_readable_arguments_also_after_a_retry(
         assert secret not in everything and secret.removeprefix("whsec_") not in everything
     assert PAYLOAD_MARKER not in everything and QUERY_TOKEN not in everything
 
-    workers = requests.get(f"{flower}/api/workers", auth=AUTH, timeout=10).json()
+    workers = requests.get(f"{flower}/api/workers", params={"refresh": 1}, auth=AUTH,
+                           timeout=30).json()
     assert any("webhooks.deliver" in task for info in workers.values()
                for task in info.get("registered", [])), workers
 
