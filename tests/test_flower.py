@@ -91,6 +91,13 @@ def test_flower_shows_every_task_with_readable_arguments_also_after_a_retry(
     assert from_api["kwargs"] == repr({"tenant_id": tenant["id"],
                                        "event_id": api_published.json["event_id"]})
 
+    # Beat's sweep too (sent here as beat sends it).
+    app.extensions["celery"].send_task("webhooks.sweep")
+    sweeps = wait_for(lambda: [t for t in _tasks(flower, "webhooks.sweep").values()
+                               if t["state"] == "SUCCESS"],
+                      timeout=30, message="Flower to show the sweep")
+    assert sweeps[0]["result"] == repr({"events_fanned_out": 0, "deliveries_requeued": 0})
+
     everything = json.dumps(requests.get(f"{flower}/api/tasks", auth=AUTH, timeout=10).json())
     for secret in secrets:
         assert secret not in everything and secret.removeprefix("whsec_") not in everything
