@@ -5,10 +5,9 @@ webhooks_api.config, the one place the environment is read; `celery_init_app` ap
 same values for an app built with a test configuration.
 """
 
-from kombu import Exchange, Queue
-
 from webhooks_api.config import load_settings
 from webhooks_api.queue import DELIVER_QUEUE, MAINTENANCE_QUEUE, PUBLISH_QUEUE
+from webhooks_api.queue import task_queues as _task_queues
 
 _settings = load_settings()
 
@@ -33,17 +32,14 @@ worker_prefetch_multiplier = 1
 # Bound on countdown (ETA) messages one worker holds in memory; the rest wait in Redis.
 worker_eta_task_limit = 1000
 # Explicit queues: fan-out, deliveries and maintenance can be given their own workers.
-# Each queue has its own exchange and key: with one shared default exchange every queue
-# would be bound to the same key and each message copied into all of them.
-task_queues = tuple(
-    Queue(name, Exchange(name, type="direct"), routing_key=name)
-    for name in (PUBLISH_QUEUE, DELIVER_QUEUE, MAINTENANCE_QUEUE)
-)
+# Each has its own exchange and key; quorum queues on RabbitMQ (see task_queues).
+task_queues = _task_queues(_settings)
 task_default_queue = DELIVER_QUEUE
 task_routes = {
     "webhooks.publish": {"queue": PUBLISH_QUEUE},
     "webhooks.deliver": {"queue": DELIVER_QUEUE},
     "webhooks.sweep": {"queue": MAINTENANCE_QUEUE},
+    "webhooks.prune": {"queue": MAINTENANCE_QUEUE},
 }
 # Flower sees every task: worker events, and "sent" events from publishers too.
 worker_send_task_events = True

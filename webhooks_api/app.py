@@ -9,7 +9,7 @@ from flask import Flask, send_from_directory
 from flask_smorest import Api
 from swagger_ui_bundle import swagger_ui_path
 
-from . import cli, errors
+from . import cli, errors, metrics
 from .config import Settings, load_settings
 from .extensions import db, migrate
 from .logging_setup import configure_logging
@@ -42,6 +42,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     register_views(app, api)
     errors.register(app)
     cli.register(app)
+    metrics.init_app(app)
 
     @app.get(f"{SWAGGER_ASSETS}/<path:filename>")
     def swagger_assets(filename: str):

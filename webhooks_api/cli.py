@@ -10,6 +10,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from . import cli_ops
 from .errors import DomainError
 from .extensions import db
 from .services import tenants as service
@@ -76,3 +77,4 @@ def revoke_api_key(key_id: str) -> None:
 def register(app: Flask) -> None:
     app.cli.add_command(tenants_cli)
     app.cli.add_command(api_keys_cli)
+    cli_ops.register(app)

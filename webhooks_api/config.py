@@ -18,6 +18,9 @@ ENVIRONMENTS = ("production", "development", "test")
 DEVELOPMENT_ENCRYPTION_KEY = "ZGV2LW9ubHkta2V5LW5ldmVyLWluLXByb2R1Y3Rpb24="
 
 DEFAULT_RETRY_SCHEDULE = (300, 3600, 21600)
+LOG_FORMATS = ("text", "json")
+REDIS_SCHEMES = ("redis", "rediss", "redis+socket")
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 MAX_TIMEOUT_SECONDS = 300
 
 
@@ -42,6 +45,13 @@ def _int(value: str, name: str, minimum: int = 0) -> int:
     if number < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {number}")
     return number
+
+
+def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return lowered
 
 
 def _schedule(value: str) -> tuple[int, ...]:
@@ -79,6 +89,16 @@ class Settings:
     broker_key_prefix: str | None = None
     flower_basic_auth: str | None = None
     log_format: str = "text"
+    # Events (with their deliveries and attempts) and attempts of finished deliveries older
+    # than this are pruned by `webhooks.prune`; 0 keeps everything.
+    retention_days: int = 30
+    retention_interval_seconds: int = 3600
+    # Optional port on which a worker node serves its own Prometheus metrics, for workers
+    # on machines that do not share PROMETHEUS_MULTIPROC_DIR with the API.
+    worker_metrics_port: int | None = None
+    # PROMETHEUS_MULTIPROC_DIR: prometheus_client reads it too, from the process
+    # environment, when it is imported (webhooks_api.metrics).
+    metrics_dir: str | None = None
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -102,7 +122,22 @@ class Settings:
         return url
 
     @property
+    def broker_is_redis(self) -> bool:
+        return (self.broker_url or "").split(":", 1)[0] in REDIS_SCHEMES
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        return (self.broker_url or "").split(":", 1)[0] in AMQP_SCHEMES
+
+    @property
     def broker_transport_options(self) -> dict:
+        """Redis: the visibility timeout and the key prefix that lets deployments share one
+        Redis (kombu's AMQP transport has neither). RabbitMQ: publisher confirms, as
+        quorum queues want."""
+        if self.broker_is_amqp:
+            return {"confirm_publish": True}
+        if not self.broker_is_redis:
+            return {}
         options: dict = {"visibility_timeout": self.visibility_timeout_seconds}
         if self.broker_key_prefix:
             options["global_keyprefix"] = self.broker_key_prefix
@@ -144,7 +179,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                   "WEBHOOKS_CLAIM_MARGIN_SECONDS", 1),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
         flower_basic_auth=get("FLOWER_BASIC_AUTH"),
-        log_format=(get("WEBHOOKS_LOG_FORMAT") or "text").lower(),
+        log_format=_choice(get("WEBHOOKS_LOG_FORMAT") or "text", "WEBHOOKS_LOG_FORMAT",
+                           LOG_FORMATS),
+        retention_days=_int(get("WEBHOOKS_RETENTION_DAYS") or "30", "WEBHOOKS_RETENTION_DAYS"),
+        retention_interval_seconds=_int(get("WEBHOOKS_RETENTION_INTERVAL_SECONDS") or "3600",
+                                        "WEBHOOKS_RETENTION_INTERVAL_SECONDS", 1),
+        worker_metrics_port=_int(get("WEBHOOKS_WORKER_METRICS_PORT"),
+                                 "WEBHOOKS_WORKER_METRICS_PORT", 1)
+        if get("WEBHOOKS_WORKER_METRICS_PORT") else None,
+        metrics_dir=get("PROMETHEUS_MULTIPROC_DIR"),
     )
     if production:
         check_production(settings)

@@ -144,6 +144,8 @@ class Event(db.Model):
             "created_at",
             postgresql_where=text("fanned_out_at IS NULL"),
         ),
+        # Retention prunes by age in small batches (webhooks_worker.retention).
+        Index("ix_events_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -211,6 +213,7 @@ class DeliveryAttempt(db.Model):
     __table_args__ = (
         UniqueConstraint("delivery_id", "attempt_number", name="uq_attempts_delivery_number"),
         CheckConstraint(_in("trigger", ATTEMPT_TRIGGERS), name="ck_attempts_trigger"),
+        Index("ix_attempts_started", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

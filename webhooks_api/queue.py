@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from celery import Celery
 from flask import Flask, current_app
+from kombu import Exchange, Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 PUBLISH_TASK = "webhooks.publish"
 DELIVER_TASK = "webhooks.deliver"
 SWEEP_TASK = "webhooks.sweep"
+PRUNE_TASK = "webhooks.prune"
 
 PUBLISH_QUEUE = "webhooks.publish"
 DELIVER_QUEUE = "webhooks.deliver"
@@ -33,6 +35,20 @@ _SEND_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.
 _PENDING_KEY = "webhooks_pending_messages"
 
 
+def task_queues(settings: Settings) -> tuple[Queue, ...]:
+    """Each queue with an exchange and routing key of its own: on RabbitMQ, queues sharing
+    the default exchange's key would each get a copy of every message (and of every
+    delayed one). On RabbitMQ they are quorum queues, so Celery keeps countdowns in the
+    broker (native delayed delivery, which needs topic exchanges) instead of in a
+    worker's memory, where RabbitMQ's `consumer_timeout` (30 min) would kill the channel
+    holding a 1 h or 6 h retry."""
+    amqp = settings.broker_is_amqp
+    arguments = {"x-queue-type": "quorum"} if amqp else None
+    return tuple(Queue(name, Exchange(name, type="topic" if amqp else "direct"),
+                       routing_key=name, queue_arguments=arguments)
+                 for name in (PUBLISH_QUEUE, DELIVER_QUEUE, MAINTENANCE_QUEUE))
+
+
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
     """Bind the shared Celery app to Flask: each task runs in an app context of its own."""
     from .extensions import celery
@@ -41,8 +57,11 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.conf.update(
         broker_url=settings.broker_url,
         broker_transport_options=settings.broker_transport_options,
+        task_queues=task_queues(settings),
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval_seconds)},
+            "prune": {"task": PRUNE_TASK,
+                      "schedule": float(settings.retention_interval_seconds)},
         },
     )
     celery.flask_app = app
@@ -51,10 +70,12 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     return celery
 
 
-def _send(name: str, kwargs: dict, queue: str) -> bool:
+def _send(name: str, kwargs: dict, queue: str, reprs: tuple[str, str] | None) -> bool:
+    labels = {"argsrepr": reprs[0], "kwargsrepr": reprs[1]} if reprs else {}
     try:
         current_app.extensions["celery"].send_task(
-            name, kwargs=kwargs, queue=queue, retry=True, retry_policy=_SEND_RETRY_POLICY
+            name, kwargs=kwargs, queue=queue, retry=True, retry_policy=_SEND_RETRY_POLICY,
+            **labels,
         )
         return True
     except Exception:  # the broker is down: PostgreSQL holds the row, the sweep resends
@@ -74,7 +95,12 @@ def deliver_message(delivery_id: str, attempt_number: int, trigger: str) -> tupl
 
 def send_now(messages: Iterable[tuple[str, dict, str]]) -> int:
     """Send messages whose rows are already committed; returns how many the broker took."""
-    return sum(_send(name, kwargs, queue) for name, kwargs, queue in messages)
+    from .task_labels import reprs_for_messages  # it needs the task names defined here
+
+    batch = list(messages)
+    reprs = reprs_for_messages((name, kwargs) for name, kwargs, _ in batch)
+    return sum(_send(name, kwargs, queue, labels)
+               for (name, kwargs, queue), labels in zip(batch, reprs, strict=True))
 
 
 def send_after_commit(session: Session, messages: Iterable[tuple[str, dict, str]]) -> None:

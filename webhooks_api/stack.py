@@ -9,6 +9,7 @@ honcho until Ctrl-C.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,13 @@ def main() -> int:
         env["CELERY_BROKER_URL"] = redis.url
         print(f"embedded Redis running on {redis.url}, data in {data_dir / 'redis'}", flush=True)
     env.setdefault("CELERYBEAT_SCHEDULE", str(data_dir / "celerybeat-schedule"))
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # One directory for web and worker: /metrics adds up all their processes. Emptied
+        # at each start, as prometheus_client's multiprocess mode requires.
+        metrics_dir = data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     port, flower_port = env.setdefault("PORT", "8000"), env.setdefault("FLOWER_PORT", "5555")
@@ -43,6 +51,7 @@ def main() -> int:
   API        http://127.0.0.1:{port}/api/v1/webhooks
   API docs   http://127.0.0.1:{port}/docs   (OpenAPI: /openapi.json)
   Flower     http://127.0.0.1:{flower_port}
+  Metrics    http://127.0.0.1:{port}/metrics   (health: /healthz, /readyz)
   API key    DATABASE_URL='{env['DATABASE_URL']}' \\
                .venv/bin/flask --app webhooks_api tenants create acme
              DATABASE_URL='{env['DATABASE_URL']}' \\

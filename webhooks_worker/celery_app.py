@@ -8,7 +8,7 @@ from webhooks_api.extensions import db
 
 flask_app = create_app()
 
-from . import tasks  # noqa: E402,F401  (registers the tasks on celery_app)
+from . import maintenance, observability, tasks  # noqa: E402,F401  (tasks, signals)
 
 
 @worker_process_init.connect

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from webhooks_api.config import Settings
 from webhooks_api.secrets import SecretBox
 
-from . import http
+from . import http, observability
 from .backoff import next_delay
 from .signing import redact_signatures, signature_headers
 
@@ -168,13 +168,8 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     outcome = decide(result, attempt_number, trigger, settings.retry_schedule)
     recorded = record_attempt(session, claim, delivery_id, attempt_number, trigger, headers,
                               result, outcome)
-    logger.info(
-        "delivery %s attempt %s: tenant=%s subscription=%s event=%s trigger=%s status=%s "
-        "error=%s duration_ms=%s outcome=%s%s",
-        delivery_id, attempt_number, claim.tenant_id, claim.subscription_id, claim.event_id,
-        trigger, result.status_code, result.error_class, result.duration_ms, outcome.status,
-        "" if recorded else " (not recorded: another worker recorded this attempt)",
-    )
+    observability.attempt_finished(claim, delivery_id, attempt_number, trigger, result,
+                                   outcome, recorded)
     return outcome if recorded else None
 
 

@@ -9,9 +9,11 @@ API_PREFIX = "/api/v1/webhooks"
 
 
 def register_views(app: Flask, api: Api) -> None:
-    from . import health, publish, subscriptions
+    from . import health, metrics, publish, subscriptions
 
     for blueprint in (subscriptions.blp, publish.blp):
-        blueprint.before_request(authenticate)
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
+        # On the app, not the module-level blueprint: create_app may run more than once.
+        app.before_request_funcs.setdefault(blueprint.name, []).append(authenticate)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)

@@ -1,0 +1,84 @@
+"""Real processes of the stack for integration tests: Flower and the gunicorn web server,
+started as the Procfile starts them, on free ports of 127.0.0.1, logging to var/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.helpers import wait_for
+from webhooks_api.embedded import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+
+def _answers(url: str, **kwargs) -> bool:
+    try:
+        return requests.get(url, timeout=2, **kwargs).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], log_name: str) -> Iterator[subprocess.Popen]:
+    VAR.mkdir(exist_ok=True)
+    with open(VAR / log_name, "ab") as log:
+        process = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+@contextmanager
+def flower(env: dict[str, str]) -> Iterator[str]:
+    """Flower through our launcher (Procfile `flower`); yields its base URL."""
+    port = free_port()
+    args = [sys.executable, "-m", "webhooks_worker.flower", f"--port={port}",
+            "--address=127.0.0.1"]
+    with running(args, env, "test-flower.log") as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: process.poll() is not None or _answers(f"{base}/healthcheck"),
+                 timeout=60, message="Flower to answer /healthcheck")
+        assert process.poll() is None, "Flower exited; see var/test-flower.log"
+        yield base
+
+
+def wait_until_flower_watches_workers(base: str, auth: tuple[str, str]) -> None:
+    """Flower shows only events it received: wait for a worker's heartbeat event, which
+    proves its event consumer is live (the task list starts empty)."""
+
+    def alive_worker() -> bool:
+        answer = requests.get(f"{base}/api/workers", params={"status": 1}, auth=auth,
+                              timeout=10)
+        return answer.status_code == 200 and any(answer.json().values())
+
+    wait_for(alive_worker, timeout=60, message="Flower to receive a worker's heartbeat")
+
+
+@contextmanager
+def web(env: dict[str, str], workers: int = 2) -> Iterator[str]:
+    """gunicorn with the Procfile's config and `workers` processes; yields its base URL."""
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "--config", "python:webhooks_api.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "webhooks_api:create_app()"]
+    with running(args, env, "test-web.log") as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: process.poll() is not None or _answers(f"{base}/healthz"),
+                 timeout=60, message="gunicorn to answer /healthz")
+        assert process.poll() is None, "gunicorn exited; see var/test-web.log"
+        yield base

@@ -1,0 +1,130 @@
+"""Flower shows our tasks with readable, secret-free arguments, read through its HTTP API
+while it watches the test worker (Procfile `flower`, basic auth from FLOWER_BASIC_AUTH)."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+import requests
+
+from tests import processes
+from tests.helpers import wait_for
+from tests.receiver import Reply
+from webhooks_api.models import Delivery
+
+AUTH = ("ops", "flower-pass-123")
+PAYLOAD_MARKER = "payload-marker-7f3a"
+QUERY_TOKEN = "query-token-5c1e"
+
+
+@pytest.fixture
+def flower(test_env, worker):
+    with processes.flower({**test_env, "FLOWER_BASIC_AUTH": ":".join(AUTH)}) as base:
+        processes.wait_until_flower_watches_workers(base, AUTH)
+        yield base
+
+
+def _tasks(base: str, name: str) -> dict:
+    response = requests.get(f"{base}/api/tasks", params={"taskname": name}, auth=AUTH,
+                            timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_flower_shows_every_task_with_readable_arguments_also_after_a_retry(
+        app, client, tenant, receiver, worker, session, flower):
+    answers = iter([503])  # the first request of the test fails, the rest succeed
+    receiver.respond = lambda request: Reply(status=next(answers, 200))
+    secrets = []
+    for url in (receiver.url, receiver.url + "?token=" + QUERY_TOKEN):
+        created = client.post("/api/v1/webhooks/subscriptions", headers=tenant["headers"],
+                              json={"url": url, "event_types": ["invoice.*"]})
+        secrets.append(created.json["secret"])
+
+    from webhooks_worker.tasks import publish
+
+    with app.app_context():
+        publish.delay("invoice.created", {"note": PAYLOAD_MARKER}, tenant["id"],
+                      metadata={"m": PAYLOAD_MARKER}, event_id="evt_flower_1")
+    api_published = client.post("/api/v1/webhooks/publish", headers=tenant["headers"], json={
+        "event_type": "invoice.paid", "data": {"note": PAYLOAD_MARKER}})
+    assert api_published.status_code == 202
+
+    def all_delivered():
+        session.expire_all()
+        deliveries = session.query(Delivery).all()
+        done = len(deliveries) == 4 and all(d.status == "success" for d in deliveries)
+        return deliveries if done else None
+
+    deliveries = wait_for(all_delivered, timeout=60, message="four successful deliveries")
+    by_id = {delivery.id: delivery for delivery in deliveries}
+    assert sorted(d.attempt_count for d in deliveries) == [1, 1, 1, 2]
+
+    def all_shown():
+        tasks = _tasks(flower, "webhooks.deliver")
+        done = len(tasks) == 4 and all(t["state"] == "SUCCESS" for t in tasks.values())
+        return tasks if done else None
+
+    deliver_tasks = wait_for(all_shown, timeout=30, message="Flower to show four deliveries")
+    host = receiver.url.split("/")[2]
+    for task in deliver_tasks.values():
+        delivery = by_id[ast.literal_eval(task["kwargs"])["delivery_id"]]
+        assert task["args"] == "()" and task["sent"] and task["worker"]
+        # A retry keeps the task id: Flower shows the retried message's arguments, which
+        # Celery builds anew (attempt 2), so they must be readable too.
+        assert task["retries"] == delivery.attempt_count - 1
+        assert task["kwargs"] == repr({
+            "delivery_id": delivery.id, "attempt_number": delivery.attempt_count,
+            "trigger": "automatic", "event_type": delivery.event_type, "target_host": host,
+        })
+
+    publish_tasks = {ast.literal_eval(task["kwargs"])["event_id"]: task
+                     for task in _tasks(flower, "webhooks.publish").values()}
+    assert publish_tasks["evt_flower_1"]["kwargs"] == repr({
+        "event_type": "invoice.created", "tenant_id": tenant["id"],
+        "event_id": "evt_flower_1", "event_data": "<hidden>", "metadata": "<hidden>",
+    })
+    from_api = publish_tasks[api_published.json["event_id"]]
+    assert from_api["sent"], "the API's task-sent event reached Flower"
+    assert from_api["kwargs"] == repr({"tenant_id": tenant["id"],
+                                       "event_id": api_published.json["event_id"]})
+
+    # Beat's sweep too (sent here as beat sends it).
+    app.extensions["celery"].send_task("webhooks.sweep")
+    sweeps = wait_for(lambda: [t for t in _tasks(flower, "webhooks.sweep").values()
+                               if t["state"] == "SUCCESS"],
+                      timeout=30, message="Flower to show the sweep")
+    assert sweeps[0]["result"] == repr({"events_fanned_out": 0, "deliveries_requeued": 0})
+
+    everything = json.dumps(requests.get(f"{flower}/api/tasks", auth=AUTH, timeout=10).json())
+    for secret in secrets:
+        assert secret not in everything and secret.removeprefix("whsec_") not in everything
+    assert PAYLOAD_MARKER not in everything and QUERY_TOKEN not in everything
+
+    workers = requests.get(f"{flower}/api/workers", params={"refresh": 1}, auth=AUTH,
+                           timeout=30).json()
+    assert any("webhooks.deliver" in task for info in workers.values()
+               for task in info.get("registered", [])), workers
+
+
+def test_flower_api_needs_the_configured_password(test_env, worker, flower):
+    assert requests.get(f"{flower}/api/workers", timeout=10).status_code == 401
+    assert requests.get(f"{flower}/api/workers", auth=("ops", "wrong"),
+                        timeout=10).status_code == 401
+
+
+def test_flower_refuses_to_start_open_in_production(test_env):
+    import subprocess
+    import sys
+
+    env = {**test_env, "WEBHOOKS_ENV": "production", "DATABASE_URL": "postgresql://x/y",
+           "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+           "WEBHOOKS_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZy0hIQ==",
+           "WEBHOOKS_REQUIRE_HTTPS": "true", "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "false"}
+    result = subprocess.run([sys.executable, "-m", "webhooks_worker.flower"],
+                            env={**__import__("os").environ, **env}, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "FLOWER_BASIC_AUTH" in result.stderr
