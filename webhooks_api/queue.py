@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from celery import Celery
 from flask import Flask, current_app
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from .config import Settings
 
@@ -41,8 +41,15 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.conf.update(
         broker_url=settings.broker_url,
         broker_transport_options=settings.broker_transport_options,
+        worker_eta_task_limit=settings.worker_eta_task_limit,
         beat_schedule={
-            "sweep": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval_seconds)},
+            "sweep": {
+                "task": SWEEP_TASK,
+                "schedule": float(settings.sweep_interval_seconds),
+                # A sweep not started within its interval is dropped: the next one covers
+                # it, so sweeps do not pile up while the workers are down.
+                "options": {"expires": float(settings.sweep_interval_seconds)},
+            },
         },
     )
     celery.flask_app = app
@@ -77,8 +84,13 @@ def send_now(messages: Iterable[tuple[str, dict, str]]) -> int:
     return sum(_send(name, kwargs, queue) for name, kwargs, queue in messages)
 
 
-def send_after_commit(session: Session, messages: Iterable[tuple[str, dict, str]]) -> None:
+def send_after_commit(session: Session | scoped_session,
+                      messages: Iterable[tuple[str, dict, str]]) -> None:
     """Queue messages on `session`: sent when its transaction commits, dropped on rollback."""
+    if isinstance(session, scoped_session):
+        # Listening on a scoped_session would listen on every session its factory makes,
+        # adding a listener per request; listen on the session in use instead.
+        session = session()
     pending = session.info.get(_PENDING_KEY)
     if pending is None:
         pending = session.info[_PENDING_KEY] = []

@@ -1,0 +1,324 @@
+"""Helpers for the delivery-engine tests: isolated workers, task events, odd receivers.
+
+An isolated worker has a broker key prefix of its own, so only it takes the messages a
+test sends through its `client`; the session worker never competes for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from celery import Celery
+from sqlalchemy import select, text
+
+from tests.conftest import VAR, start_worker_process
+from tests.helpers import wait_for
+from webhooks_api.config import load_settings
+from webhooks_api.extensions import db
+from webhooks_api.models import Delivery, DeliveryAttempt, Event, Subscription
+from webhooks_api.queue import DELIVER_QUEUE, DELIVER_TASK, PUBLISH_QUEUE, PUBLISH_TASK
+
+FINISHED_EVENTS = ("task-succeeded", "task-failed", "task-retried", "task-revoked",
+                   "task-rejected")
+
+
+def celery_client(env: dict[str, str]) -> Celery:
+    """A sending-only Celery app for the broker and key prefix of `env`."""
+    settings = load_settings(env)
+    client = Celery("webhooks-test-client", set_as_current=False)
+    client.config_from_object("celeryconfig")
+    client.conf.update(broker_url=settings.broker_url,
+                       broker_transport_options=settings.broker_transport_options)
+    return client
+
+
+@dataclass
+class IsolatedWorker:
+    process: subprocess.Popen
+    client: Celery
+    env: dict[str, str]
+
+    def publish(self, **kwargs) -> str:
+        return self.client.send_task(PUBLISH_TASK, kwargs=kwargs, queue=PUBLISH_QUEUE).id
+
+    def deliver(self, delivery_id: str, attempt_number: int, trigger: str = "automatic") -> str:
+        return send_deliver(self.client, delivery_id, attempt_number, trigger)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool: held countdowns are lost, nothing is acked."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+
+
+def send_deliver(client: Celery, delivery_id: str, attempt_number: int,
+                 trigger: str = "automatic") -> str:
+    return client.send_task(DELIVER_TASK, queue=DELIVER_QUEUE, kwargs={
+        "delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger,
+    }).id
+
+
+def new_prefix(test_env: dict[str, str]) -> str:
+    return f"{test_env['WEBHOOKS_BROKER_KEY_PREFIX']}iso-{uuid.uuid4().hex[:8]}:"
+
+
+@contextlib.contextmanager
+def isolated_worker(test_env: dict[str, str], extra_env: dict[str, str] | None = None, *,
+                    prefix: str | None = None, concurrency: int = 1,
+                    extra_args: list[str] | None = None, wrapper: list[str] | None = None,
+                    cleanup: bool = True) -> Iterator[IsolatedWorker]:
+    env = {**test_env, "WEBHOOKS_BROKER_KEY_PREFIX": prefix or new_prefix(test_env),
+           **(extra_env or {})}
+    client = celery_client(env)
+    process = start_worker_process(env, concurrency=concurrency, extra_args=extra_args,
+                                   wrapper=wrapper, log_path=VAR / "test-isolated-worker.log")
+    worker = IsolatedWorker(process, client, env)
+    try:
+        wait_for(lambda: process.poll() is not None or client.control.ping(timeout=0.5),
+                 timeout=90, message="the isolated worker to answer a ping")
+        assert process.poll() is None, "the isolated worker exited; see var/*.log"
+        yield worker
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
+        client.close()
+        if cleanup:
+            delete_broker_keys(env)
+
+
+def delete_broker_keys(env: dict[str, str]) -> None:
+    """Remove what an isolated worker left under its own prefix (never anything else)."""
+    prefix = env["WEBHOOKS_BROKER_KEY_PREFIX"]
+    connection = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    keys = list(connection.scan_iter(match=f"{prefix}*", count=500))
+    if keys:
+        connection.delete(*keys)
+    connection.close()
+
+
+class TaskEvents:
+    """The Celery task events of a broker prefix (what Flower shows), collected in a thread.
+
+    Lets a test wait until a message was fully handled by a worker, so that "nothing was
+    sent" can be asserted without sleeping.
+    """
+
+    def __init__(self, client: Celery):
+        self.events: list[dict] = []
+        self._client = client
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._connection = client.connection_for_read()
+        self._receiver = client.events.Receiver(self._connection, handlers={"*": self._on},
+                                                app=client)
+        self._thread = threading.Thread(target=self._receiver.capture, daemon=True,
+                                        kwargs={"wakeup": True})
+
+    def _on(self, event: dict) -> None:
+        with self._lock:
+            self.events.append(event)
+        if event["type"].startswith("worker-"):
+            self._ready.set()
+
+    def start(self) -> TaskEvents:
+        self._thread.start()
+        assert self._ready.wait(30), "no worker event arrived: is a worker running?"
+        return self
+
+    def stop(self) -> None:
+        self._receiver.should_stop = True
+        self._thread.join(10)
+        self._connection.close()
+
+    def finished(self, task_id: str) -> dict | None:
+        with self._lock:
+            return next((e for e in self.events
+                         if e.get("uuid") == task_id and e["type"] in FINISHED_EVENTS), None)
+
+    def of(self, task_id: str) -> list[str]:
+        with self._lock:
+            return [e["type"] for e in self.events if e.get("uuid") == task_id]
+
+    def wait_finished(self, *task_ids: str, timeout: float = 60) -> list[dict]:
+        wait_for(lambda: all(self.finished(task_id) for task_id in task_ids), timeout=timeout,
+                 message=f"tasks {task_ids} to finish")
+        return [self.finished(task_id) for task_id in task_ids]
+
+
+def create_subscription(client, tenant, url: str, event_types: list[str] | None = None,
+                        **fields) -> dict:
+    created = client.post("/api/v1/webhooks/subscriptions", headers=tenant["headers"],
+                          json={"url": url, "event_types": event_types or ["*"], **fields})
+    assert created.status_code == 201, created.json
+    return created.json
+
+
+def deliveries_of(session, subscription_id: str | None = None) -> list[Delivery]:
+    session.expire_all()
+    query = select(Delivery).order_by(Delivery.created_at)
+    if subscription_id:
+        query = query.where(Delivery.subscription_id == subscription_id)
+    return list(session.scalars(query))
+
+
+def attempts_of(session, delivery_id: str) -> list[DeliveryAttempt]:
+    session.expire_all()
+    return list(session.scalars(
+        select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
+        .order_by(DeliveryAttempt.attempt_number)
+    ))
+
+
+def wait_for_delivery(session, predicate, timeout: float = 30, message: str = "a delivery"):
+    """The first delivery (re-read each time) for which `predicate` holds."""
+    def found():
+        return next((d for d in deliveries_of(session) if predicate(d)), None)
+    return wait_for(found, timeout=timeout, message=message)
+
+
+def subscription(session, subscription_id: str) -> Subscription:
+    session.expire_all()
+    return session.get(Subscription, subscription_id)
+
+
+def event_row(session, tenant_id: str, event_id: str) -> Event | None:
+    session.expire_all()
+    return session.scalar(select(Event).where(Event.tenant_id == tenant_id,
+                                              Event.event_id == event_id))
+
+
+def execute(app, sql: str, **params) -> None:
+    """One committed statement of the test's own (e.g. to make a retry overdue)."""
+    with app.app_context():
+        db.session.execute(text(sql), params)
+        db.session.commit()
+
+
+def finished_at(attempt: DeliveryAttempt) -> dt.datetime:
+    return attempt.started_at + dt.timedelta(milliseconds=attempt.duration_ms)
+
+
+# ---- receivers that misbehave at the byte level (Reply.raw writers) ----
+
+def drip(data: bytes, seconds_per_byte: float = 1.0, limit_seconds: float = 30.0):
+    """A writer that sends `data` one byte at a time, then stops (bounded in time)."""
+    def write(wfile) -> None:
+        end = time.monotonic() + limit_seconds
+        for byte in data:
+            if time.monotonic() > end:
+                return
+            wfile.write(bytes([byte]))
+            wfile.flush()
+            time.sleep(seconds_per_byte)
+    return write
+
+
+def endless_body(written: list[int], limit_bytes: int = 256 * 1024 * 1024,
+                 limit_seconds: float = 30.0):
+    """A writer that streams a 200 whose body never ends; counts what it managed to write."""
+    def write(wfile) -> None:
+        wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        chunk = b"x" * 65536
+        end = time.monotonic() + limit_seconds
+        written.append(0)
+        while written[-1] < limit_bytes and time.monotonic() < end:
+            wfile.write(chunk)
+            written[-1] += len(chunk)
+    return write
+
+
+class NxdomainResolver:
+    """A DNS server on a random 127.x.y.z:53 that answers NXDOMAIN to every question.
+
+    Run a worker under `wrapper()` and its /etc/resolv.conf names only this server: no
+    query leaves the machine, and the test sees every name the worker looked up.
+    """
+
+    def __init__(self, folder: Path):
+        self.address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.53"
+        self.names: list[str] = []
+        self.resolv_conf = folder / "resolv.conf"
+        self.resolv_conf.write_text(
+            f"nameserver {self.address}\noptions timeout:2 attempts:1\n")
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind((self.address, 53))
+        self._sock.settimeout(0.5)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def wrapper(self) -> list[str]:
+        return ["unshare", "--mount", "sh", "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(self.resolv_conf)]
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                query, client = self._sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            end, labels = 12, []
+            while query[end]:
+                labels.append(query[end + 1:end + 1 + query[end]].decode())
+                end += 1 + query[end]
+            question = query[12:end + 5]
+            self.names.append(".".join(labels))
+            flags = 0x8183 | (query[2] & 0x01) << 8  # response, RD copied, RA, NXDOMAIN
+            header = query[:2] + flags.to_bytes(2, "big") + b"\x00\x01" + b"\x00" * 6
+            self._sock.sendto(header + question, client)
+
+    def __enter__(self) -> NxdomainResolver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by nobody a client trusts; (cert, key) paths."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhooks test receiver")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "receiver.crt", folder / "receiver.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
