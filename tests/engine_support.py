@@ -322,3 +322,63 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def publish_via_api(client, tenant, event_type: str = "invoice.created",
+                    data: dict | None = None, **headers) -> str:
+    published = client.post("/api/v1/webhooks/publish",
+                            headers={**tenant["headers"], **headers},
+                            json={"event_type": event_type, "data": data or {"n": 1}})
+    assert published.status_code == 202, published.json
+    return published.json["event_id"]
+
+
+def store_without_messages(app, tenant_id: str, event_type: str = "invoice.created",
+                           data: dict | None = None, fan_out: bool = True) -> list[str]:
+    """An event stored (and fanned out) as if every broker message about it was lost;
+    returns the delivery ids that no message will ever announce."""
+    from webhooks_api.services.events import store_event
+    from webhooks_worker.fanout import fan_out as insert_deliveries
+
+    with app.app_context():
+        settings = app.config["WEBHOOKS_SETTINGS"]
+        event = store_event(db.session, settings, tenant_id, event_type, data or {"n": 1}).event
+        delivery_ids = insert_deliveries(db.session, event) if fan_out else []
+        db.session.commit()
+    return delivery_ids
+
+
+class SlowRelay:
+    """A TCP relay on 127.0.0.1 to `target_port` that passes the server's bytes to the
+    client one at a time (`seconds_per_byte` apart), e.g. to drip a TLS handshake."""
+
+    def __init__(self, target_port: int, seconds_per_byte: float = 0.2,
+                 limit_seconds: float = 20.0):
+        self._target_port = target_port
+        self._pace = seconds_per_byte
+        self._limit = limit_seconds
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                server = socket.create_connection(("127.0.0.1", self._target_port))
+                threading.Thread(target=self._pump, args=(client, server, 0), daemon=True).start()
+                threading.Thread(target=self._pump, args=(server, client, self._pace),
+                                 daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, pace: float) -> None:
+        end = time.monotonic() + self._limit
+        with contextlib.suppress(OSError):
+            while time.monotonic() < end and (data := source.recv(1 if pace else 65536)):
+                sink.sendall(data)
+                time.sleep(pace)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._listener.close()
