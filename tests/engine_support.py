@@ -382,3 +382,29 @@ class SlowRelay:
 
     def close(self) -> None:
         self._listener.close()
+
+
+@contextlib.contextmanager
+def counting(app) -> Iterator[dict]:
+    """Counts, in this process: SQL statements sent, task messages published (with their
+    kwargs), and pool checkouts currently held."""
+    from celery.signals import before_task_publish
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    counts: dict = {"statements": 0, "messages": [], "engine": engine}
+
+    def on_statement(*args, **kwargs):
+        counts["statements"] += 1
+
+    def on_publish(sender=None, body=None, **kwargs):
+        counts["messages"].append((sender, body[1]))
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    before_task_publish.connect(on_publish, weak=False)
+    try:
+        yield counts
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        before_task_publish.disconnect(on_publish)
