@@ -334,7 +334,8 @@ def publish_via_api(client, tenant, event_type: str = "invoice.created",
 
 
 def store_without_messages(app, tenant_id: str, event_type: str = "invoice.created",
-                           data: dict | None = None, fan_out: bool = True) -> list[str]:
+                           data: dict | None = None, fan_out: bool = True,
+                           event_id: str | None = None) -> list[str]:
     """An event stored (and fanned out) as if every broker message about it was lost;
     returns the delivery ids that no message will ever announce."""
     from webhooks_api.services.events import store_event
@@ -342,7 +343,8 @@ def store_without_messages(app, tenant_id: str, event_type: str = "invoice.creat
 
     with app.app_context():
         settings = app.config["WEBHOOKS_SETTINGS"]
-        event = store_event(db.session, settings, tenant_id, event_type, data or {"n": 1}).event
+        event = store_event(db.session, settings, tenant_id, event_type, data or {"n": 1},
+                            event_id=event_id).event
         delivery_ids = insert_deliveries(db.session, event) if fan_out else []
         db.session.commit()
     return delivery_ids
@@ -393,10 +395,11 @@ def counting(app) -> Iterator[dict]:
 
     with app.app_context():
         engine = db.engine
-    counts: dict = {"statements": 0, "messages": [], "engine": engine}
+    counts: dict = {"statements": 0, "sql": [], "messages": [], "engine": engine}
 
-    def on_statement(*args, **kwargs):
+    def on_statement(connection, cursor, statement, *args):
         counts["statements"] += 1
+        counts["sql"].append(" ".join(statement.split())[:80])
 
     def on_publish(sender=None, body=None, **kwargs):
         counts["messages"].append((sender, body[1]))

@@ -44,10 +44,12 @@ def publish_stored_or_new(session: Session, settings: Settings, *, tenant_id: st
         logger.info("event %s of tenant %s already fanned out", event.event_id, tenant_id)
         return []
     delivery_ids = fan_out(session, event)
+    # Read before the commit expires the object: a read after it costs a query.
+    event_id, event_type = event.event_id, event.event_type
     session.commit()
     send_now(deliver_message(delivery_id, 1, "automatic") for delivery_id in delivery_ids)
     logger.info("event %s (%s) of tenant %s fanned out to %d deliveries",
-                event.event_id, event.event_type, tenant_id, len(delivery_ids))
+                event_id, event_type, tenant_id, len(delivery_ids))
     return delivery_ids
 
 
