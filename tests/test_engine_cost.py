@@ -29,15 +29,16 @@ def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver
     store_without_messages(app, tenant["id"], fan_out=False, event_id="evt_cost")
     [succeeding] = store_without_messages(app, tenant["id"])
     [failing] = store_without_messages(app, tenant["id"])
+    [gone] = store_without_messages(app, tenant["id"])
     checked_out_during_post = []
     with counting(app) as counts:
         engine = counts["engine"]
 
         def respond(request):
             delivery_id = request.headers["X-Webhook-Delivery-Id"]
-            if delivery_id in (succeeding, failing):  # not the fan-out's, sent to the worker
+            if delivery_id in (succeeding, failing, gone):  # not the fan-out's (the worker's)
                 checked_out_during_post.append(engine.pool.checkedout())
-            return Reply(500) if delivery_id == failing else Reply()
+            return Reply({failing: 500, gone: 410}.get(delivery_id, 200))
 
         receiver.respond = respond
         with app.app_context():
@@ -52,15 +53,20 @@ def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver
         counts["statements"] = 0
         assert _attempt(app, failing).status == "retrying"
         retry_statements = counts["statements"]
+        counts["statements"] = 0
+        assert _attempt(app, gone).status == "disabled"
+        gone_statements = counts["statements"]
 
     # Fan-out: read the event, insert every delivery in one INSERT..SELECT, mark it.
     assert fan_out_statements <= 3
     # An attempt: the claim (one transaction), then attempt + delivery + statistics (one).
     assert success_statements <= 4 and retry_statements <= 4
+    # ...and a 410 also disables the subscription and its open deliveries.
+    assert gone_statements <= 6
     # No connection is held while the receiver works.
-    assert checked_out_during_post == [0, 0]
+    assert checked_out_during_post == [0, 0, 0]
     print(f"\nstatements: fan-out {fan_out_statements}, attempt {success_statements} "
-          f"(success) / {retry_statements} (retry)")
+          f"(success) / {retry_statements} (retry) / {gone_statements} (410)")
 
 
 def test_broker_messages_and_connections_per_delivery(app, client, tenant, receiver, worker,

@@ -59,8 +59,9 @@ class _Deadline:
 
     It holds a duplicate of each socket's descriptor, taken when the connection is made
     (or reused): the duplicate stays valid while TLS wraps the socket, so a receiver that
-    drips its handshake, its headers or its body is cut all the same. Name resolution
-    happens before any socket exists and is bounded by the system resolver's own timeout.
+    drips its handshake, its headers or its body is cut all the same (shutdown acts on the
+    connection, not on one descriptor). Name resolution happens before any socket exists
+    and is bounded by the system resolver's own timeout.
     """
 
     def __init__(self, seconds: float):
@@ -89,7 +90,10 @@ class _Deadline:
         with self._lock:
             if self._finished:
                 return
-            duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+            try:
+                duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+            except OSError:  # already closed: nothing left to cut
+                return
             self._sockets.append(duplicate)
             if self.expired:
                 _shutdown(duplicate)
