@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import psycopg2
+
 from tests.engine_support import (
     attempts_of,
     create_subscription,
@@ -21,6 +23,8 @@ from tests.engine_support import (
 )
 from tests.helpers import wait_for
 from tests.receiver import Reply
+from webhooks_api.extensions import db
+from webhooks_worker.delivery import attempt_delivery
 
 
 def _replies(*replies: Reply):
@@ -179,3 +183,29 @@ def test_an_early_message_for_a_retrying_delivery_sends_nothing(app, tenant, cli
     task_events.wait_finished(send_deliver(celery, delivery_id, 2))
     assert [json.loads(p.body)["type"] for p in receiver.posts()] == ["invoice.created"]
     assert wait_for_delivery(session, lambda d: d.status == "success").attempt_count == 2
+
+
+def test_an_attempt_whose_delivery_was_disabled_meanwhile_is_still_recorded(
+        app, client, tenant, receiver, session, test_env):
+    """A 410 on a sibling (or a deleted subscription) lands while this POST is in flight."""
+    create_subscription(client, tenant, receiver.url)
+    [delivery_id] = store_without_messages(app, tenant["id"])
+
+    def respond(request):
+        with psycopg2.connect(test_env["DATABASE_URL"]) as connection, \
+                connection.cursor() as cursor:
+            cursor.execute("UPDATE deliveries SET status = 'disabled', completed_at = now() "
+                           "WHERE id = %s", (delivery_id,))
+        connection.close()
+        return Reply(500)
+
+    receiver.respond = respond
+    with app.app_context():
+        outcome = attempt_delivery(db.session, app.config["WEBHOOKS_SETTINGS"], delivery_id,
+                                   1, "automatic")
+    assert outcome.status == "disabled" and outcome.retry_in is None
+    [attempt] = attempts_of(session, delivery_id)
+    assert attempt.response_status == 500
+    [delivery] = deliveries_of(session)
+    assert (delivery.status, delivery.attempt_count, delivery.next_retry_at) == (
+        "disabled", 1, None)
