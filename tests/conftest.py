@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from tests.helpers import wait_for
 from tests.receiver import Receiver
@@ -85,8 +86,17 @@ def _clean_tables(request):
     if "app" in request.fixturenames:
         app = request.getfixturevalue("app")
         with app.app_context():
-            db.session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
-            db.session.commit()
+            # A worker may still be recording an attempt; PostgreSQL may then pick this
+            # TRUNCATE as a deadlock victim: try again once the worker's transaction ended.
+            for attempt in range(5):
+                try:
+                    db.session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+                    db.session.commit()
+                    break
+                except OperationalError:
+                    db.session.rollback()
+                    if attempt == 4:
+                        raise
 
 
 @pytest.fixture

@@ -194,6 +194,17 @@ def wait_for_delivery(session, predicate, timeout: float = 30, message: str = "a
     return wait_for(found, timeout=timeout, message=message)
 
 
+def wait_until_recorded(app, count: int = 1, timeout: float = 30) -> None:
+    """Until `count` deliveries exist, none awaits its first attempt and none is claimed;
+    reads in an app context of its own, so the test holds no transaction meanwhile."""
+    def recorded():
+        with app.app_context():
+            deliveries = deliveries_of(db.session)
+            return len(deliveries) >= count and all(
+                d.status != "pending" and d.claimed_until is None for d in deliveries)
+    wait_for(recorded, timeout=timeout, message=f"{count} deliveries recorded")
+
+
 def subscription(session, subscription_id: str) -> Subscription:
     session.expire_all()
     return session.get(Subscription, subscription_id)

@@ -10,6 +10,7 @@ from tests.engine_support import (
     deliveries_of,
     publish_via_api,
     store_without_messages,
+    wait_until_recorded,
 )
 from tests.helpers import wait_for
 from tests.receiver import Reply
@@ -24,7 +25,7 @@ def _attempt(app, delivery_id: str, attempt_number: int = 1):
                                 attempt_number, "automatic")
 
 
-def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver):
+def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver, worker):
     create_subscription(client, tenant, receiver.url)
     store_without_messages(app, tenant["id"], fan_out=False, event_id="evt_cost")
     [succeeding] = store_without_messages(app, tenant["id"])
@@ -57,6 +58,7 @@ def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver
         assert _attempt(app, gone).status == "disabled"
         gone_statements = counts["statements"]
 
+    wait_until_recorded(app, 4)  # the fan-out's delivery went to the worker
     # Fan-out: read the event, insert every delivery in one INSERT..SELECT, mark it.
     assert fan_out_statements <= 3
     # An attempt: the claim (one transaction), then attempt + delivery + statistics (one).

@@ -22,6 +22,7 @@ from tests.engine_support import (
     publish_via_api,
     self_signed_certificate,
     wait_for_delivery,
+    wait_until_recorded,
 )
 from tests.helpers import wait_for
 from tests.receiver import Receiver, Reply
@@ -174,7 +175,7 @@ def test_no_transaction_is_open_during_the_http_call(app, client, tenant, receiv
     receiver.respond = respond
     create_subscription(client, tenant, receiver.url)
     publish_via_api(client, tenant)
-    wait_for(lambda: open_transactions, message="the delivery")
+    wait_until_recorded(app)
     assert open_transactions == [0]
 
 

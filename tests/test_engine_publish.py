@@ -70,7 +70,9 @@ def test_publish_takes_full_arguments_or_a_stored_event_id(app, client, tenant, 
     [stored] = session.scalars(select(Event).where(Event.event_type == "invoice.paid")).all()
     _publish_task(app, tenant_id=tenant["id"], event_id=stored.event_id)
 
-    wait_for(lambda: len(receiver.posts()) == 2, message="both events delivered")
+    wait_for(lambda: len(deliveries_of(session)) == 2
+             and all(d.status == "success" for d in deliveries_of(session)),
+             message="both events delivered")
     bodies = sorted((json.loads(p.body) for p in receiver.posts()), key=lambda b: b["type"])
     assert [(b["type"], b["data"]) for b in bodies] == [
         ("invoice.created", {"invoice_id": "inv_1"}), ("invoice.paid", {"invoice_id": "inv_2"})]

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.engine_support import create_subscription, publish_via_api
+from tests.engine_support import create_subscription, deliveries_of, publish_via_api
 from tests.helpers import wait_for
 from webhooks_api.extensions import db
 from webhooks_api.models import Subscription
@@ -45,7 +45,7 @@ def _next_delivery(client, tenant, receiver):
     return request.body, {name.lower(): value for name, value in request.headers.items()}
 
 
-def test_signatures_through_a_rotation(app, client, tenant, receiver, worker):
+def test_signatures_through_a_rotation(app, client, tenant, receiver, worker, session):
     created = create_subscription(client, tenant, receiver.url)
     old_secret = created["secret"]
 
@@ -72,3 +72,5 @@ def test_signatures_through_a_rotation(app, client, tenant, receiver, worker):
     Webhook(new_secret).verify(body, headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(old_secret).verify(body, headers)
+    wait_for(lambda: all(d.status == "success" for d in deliveries_of(session)),
+             message="every delivery recorded")
