@@ -12,19 +12,21 @@ import psycopg2
 import pytest
 
 from tests.engine_support import (
-    NxdomainResolver,
-    SlowRelay,
     attempts_of,
     create_subscription,
-    drip,
-    endless_body,
     isolated_worker,
     publish_via_api,
-    self_signed_certificate,
     wait_for_delivery,
     wait_until_recorded,
 )
 from tests.helpers import wait_for
+from tests.odd_servers import (
+    NxdomainResolver,
+    SlowRelay,
+    drip,
+    endless_body,
+    self_signed_certificate,
+)
 from tests.receiver import Receiver, Reply
 from webhooks_api.embedded import free_port
 from webhooks_worker import http
