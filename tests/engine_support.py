@@ -1,4 +1,5 @@
-"""Helpers for the delivery-engine tests: isolated workers, task events, odd receivers.
+"""Helpers for the delivery-engine tests: isolated workers, task events, counting, and
+reads of the delivery tables.
 
 An isolated worker has a broker key prefix of its own, so only it takes the messages a
 test sends through its `client`; the session worker never competes for them.
