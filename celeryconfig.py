@@ -1,20 +1,30 @@
 """Celery settings that make webhook delivery safe on Redis; each line says why.
 
-Values derived from the environment (broker URL, visibility timeout) come from
-webhooks_api.config, the one place the environment is read; `celery_init_app` applies the
-same values for an app built with a test configuration.
+Values derived from the environment (broker URL, visibility timeout, the ETA bound) come
+from webhooks_api.config, the one place the environment is read; `celery_init_app` applies
+the same values for an app built with a test configuration. Every name below was checked
+against Celery 5.7's `celery.app.defaults` and the code that reads it.
 """
 
-from webhooks_api.config import load_settings
-from webhooks_api.queue import DELIVER_QUEUE, MAINTENANCE_QUEUE, PUBLISH_QUEUE
+from webhooks_api.config import MAX_TIMEOUT_SECONDS, load_settings
+from webhooks_api.queue import (
+    DELIVER_QUEUE,
+    DELIVER_TASK,
+    MAINTENANCE_QUEUE,
+    PRUNE_TASK,
+    PUBLISH_QUEUE,
+    PUBLISH_TASK,
+    SWEEP_TASK,
+)
 from webhooks_api.queue import task_queues as _task_queues
 
 _settings = load_settings()
 
 # Where tasks travel; Redis by default (DESIGN.md "Running").
 broker_url = _settings.broker_url
-# Redis re-hands an unacked message after this many seconds: above twice the longest
-# countdown plus the longest request timeout, so a held 6 h retry never runs twice.
+# Redis re-hands an unacked message once it was delivered this many seconds ago (kombu
+# QoS.restore_visible), whatever its ETA: 2 x the longest countdown (Retry-After may double
+# it) + the longest request timeout + 600 s, so a held 6 h retry never runs twice.
 broker_transport_options = _settings.broker_transport_options
 # Only JSON: task arguments are ids and names that Flower can show, never pickled objects.
 task_serializer = "json"
@@ -27,19 +37,24 @@ task_acks_late = True
 # ...but a task that crashed its worker process is not re-queued forever (docs warning);
 # the claim expiry and the sweep recover its delivery instead.
 task_reject_on_worker_lost = False
+# Backstop for a process stuck outside the HTTP deadline (DNS, a lock): killed, acked, and
+# its delivery swept once the claim expires; above the longest request timeout.
+task_time_limit = MAX_TIMEOUT_SECONDS + 120
 # One message at a time per process, so a long delivery does not hide others behind it.
 worker_prefetch_multiplier = 1
-# Bound on countdown (ETA) messages one worker holds in memory; the rest wait in Redis.
-worker_eta_task_limit = 1000
+# Countdown (ETA) messages a worker may hold in memory; past it the worker takes no new
+# message until some fire (celery QoS max_prefetch), so size it for the retries expected.
+worker_eta_task_limit = _settings.worker_eta_task_limit
 # Explicit queues: fan-out, deliveries and maintenance can be given their own workers.
 # Each has its own exchange and key; quorum queues on RabbitMQ (see task_queues).
 task_queues = _task_queues(_settings)
 task_default_queue = DELIVER_QUEUE
+# Explicit task names (not module paths) route each task; senders use only these names.
 task_routes = {
-    "webhooks.publish": {"queue": PUBLISH_QUEUE},
-    "webhooks.deliver": {"queue": DELIVER_QUEUE},
-    "webhooks.sweep": {"queue": MAINTENANCE_QUEUE},
-    "webhooks.prune": {"queue": MAINTENANCE_QUEUE},
+    PUBLISH_TASK: {"queue": PUBLISH_QUEUE},
+    DELIVER_TASK: {"queue": DELIVER_QUEUE},
+    SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},
+    PRUNE_TASK: {"queue": MAINTENANCE_QUEUE},
 }
 # Flower sees every task: worker events, and "sent" events from publishers too.
 worker_send_task_events = True

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from tests.helpers import wait_for
 from tests.receiver import Receiver
@@ -85,8 +86,17 @@ def _clean_tables(request):
     if "app" in request.fixturenames:
         app = request.getfixturevalue("app")
         with app.app_context():
-            db.session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
-            db.session.commit()
+            # A worker may still be recording an attempt; PostgreSQL may then pick this
+            # TRUNCATE as a deadlock victim: try again once the worker's transaction ended.
+            for attempt in range(5):
+                try:
+                    db.session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+                    db.session.commit()
+                    break
+                except OperationalError:
+                    db.session.rollback()
+                    if attempt == 4:
+                        raise
 
 
 @pytest.fixture
@@ -106,18 +116,24 @@ def session(app):
 
 
 def start_worker_process(test_env: dict[str, str], extra_env: dict[str, str] | None = None,
-                         concurrency: int = 2, log_path: Path | None = None
-                         ) -> subprocess.Popen:
-    """A real `celery worker` (prefork, as in the Procfile) on this run's queues."""
+                         concurrency: int = 2, log_path: Path | None = None,
+                         extra_args: list[str] | None = None,
+                         wrapper: list[str] | None = None) -> subprocess.Popen:
+    """A real `celery worker` (prefork, as in the Procfile) on this run's queues.
+
+    It leads a process group of its own (so a test can kill it with its children);
+    `wrapper` is a command line it runs under (e.g. a private mount namespace).
+    """
     env = {**os.environ, **test_env, **(extra_env or {})}
     log_path = log_path or VAR / "test-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app", "worker",
-         "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip",
+        [*(wrapper or []), sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app",
+         "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip",
          "--without-mingle", "-Q", "webhooks.publish,webhooks.deliver,webhooks.maintenance",
-         "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
+         "-n", f"test-{uuid.uuid4().hex[:6]}@%h", *(extra_args or [])],
         env=env, cwd=ROOT, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -162,3 +178,13 @@ def tenant(runner):
     api_key = result.output.strip().splitlines()[-1]
     return {"id": tenant_id, "api_key": api_key,
             "headers": {"Authorization": f"Bearer {api_key}"}}
+
+
+@pytest.fixture(scope="session")
+def task_events(app, worker):
+    """Task events of the session worker, to wait until a message was fully handled."""
+    from tests.engine_support import TaskEvents
+
+    events = TaskEvents(app.extensions["celery"]).start()
+    yield events
+    events.stop()

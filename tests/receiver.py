@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import BinaryIO
 
 
 @dataclass
@@ -15,6 +18,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float = field(default_factory=time.time)
+    method: str = "POST"
 
 
 @dataclass
@@ -22,26 +26,45 @@ class Reply:
     status: int = 200
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
+    # Writes the whole answer itself (raw bytes, at its own pace) instead of the above.
+    raw: Callable[[BinaryIO], None] | None = None
 
 
 class Receiver:
-    """Records every POST; `respond` decides each reply (default 200)."""
+    """Records every request (any method); `respond` decides each reply (default 200).
 
-    def __init__(self):
+    `connections` counts the TCP connections accepted, to measure keep-alive reuse. With
+    an `ssl_context` it serves HTTPS.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None):
         self.requests: list[Received] = []
+        self.connections = 0
         self.respond: Callable[[Received], Reply] = lambda request: Reply()
         self._lock = threading.Lock()
+        self._scheme = "https" if ssl_context else "http"
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self):
+                super().setup()
+                with receiver._lock:
+                    receiver.connections += 1
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
-                request = Received(self.path, dict(self.headers.items()), self.rfile.read(length))
+                request = Received(self.path, dict(self.headers.items()),
+                                   self.rfile.read(length), method=self.command)
                 with receiver._lock:
                     receiver.requests.append(request)
                 reply = receiver.respond(request)
+                if reply.raw is not None:
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        reply.raw(self.wfile)
+                    return
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -49,16 +72,29 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
+            do_GET = do_PUT = do_DELETE = do_POST
+
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if ssl_context is not None:
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
+    def base_url(self) -> str:
+        return f"{self._scheme}://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"{self.base_url}/hook"
+
+    def posts(self, path: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests
+                    if r.method == "POST" and (path is None or r.path == path)]
 
     def start(self) -> Receiver:
         self.thread.start()
@@ -71,4 +107,5 @@ class Receiver:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.connections = 0
         self.respond = lambda request: Reply()

@@ -84,6 +84,8 @@ class Settings:
     sweep_interval_seconds: int = 60
     # Extra lease over the subscription's timeout before a claim counts as abandoned.
     claim_margin_seconds: int = 60
+    # Countdown messages one worker holds in memory (celery worker_eta_task_limit).
+    worker_eta_task_limit: int = 10000
     metadata_max_bytes: int = 8192
     # Prefix on every broker key: several deployments (or test runs) can share one Redis.
     broker_key_prefix: str | None = None
@@ -177,6 +179,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                     "WEBHOOKS_SWEEP_INTERVAL_SECONDS", 1),
         claim_margin_seconds=_int(get("WEBHOOKS_CLAIM_MARGIN_SECONDS") or "60",
                                   "WEBHOOKS_CLAIM_MARGIN_SECONDS", 1),
+        worker_eta_task_limit=_int(get("WEBHOOKS_WORKER_ETA_TASK_LIMIT") or "10000",
+                                   "WEBHOOKS_WORKER_ETA_TASK_LIMIT", 100),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
         flower_basic_auth=get("FLOWER_BASIC_AUTH"),
         log_format=_choice(get("WEBHOOKS_LOG_FORMAT") or "text", "WEBHOOKS_LOG_FORMAT",

@@ -13,7 +13,7 @@ from celery import Celery
 from flask import Flask, current_app
 from kombu import Exchange, Queue
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from .config import Settings
 
@@ -58,8 +58,15 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
         broker_url=settings.broker_url,
         broker_transport_options=settings.broker_transport_options,
         task_queues=task_queues(settings),
+        worker_eta_task_limit=settings.worker_eta_task_limit,
         beat_schedule={
-            "sweep": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval_seconds)},
+            "sweep": {
+                "task": SWEEP_TASK,
+                "schedule": float(settings.sweep_interval_seconds),
+                # A sweep not started within its interval is dropped: the next one covers
+                # it, so sweeps do not pile up while the workers are down.
+                "options": {"expires": float(settings.sweep_interval_seconds)},
+            },
             "prune": {"task": PRUNE_TASK,
                       "schedule": float(settings.retention_interval_seconds)},
         },
@@ -103,8 +110,13 @@ def send_now(messages: Iterable[tuple[str, dict, str]]) -> int:
                for (name, kwargs, queue), labels in zip(batch, reprs, strict=True))
 
 
-def send_after_commit(session: Session, messages: Iterable[tuple[str, dict, str]]) -> None:
+def send_after_commit(session: Session | scoped_session,
+                      messages: Iterable[tuple[str, dict, str]]) -> None:
     """Queue messages on `session`: sent when its transaction commits, dropped on rollback."""
+    if isinstance(session, scoped_session):
+        # Listening on a scoped_session would listen on every session its factory makes,
+        # adding a listener per request; listen on the session in use instead.
+        session = session()
     pending = session.info.get(_PENDING_KEY)
     if pending is None:
         pending = session.info[_PENDING_KEY] = []

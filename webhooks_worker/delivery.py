@@ -48,18 +48,22 @@ _CLAIM = text("""
                    THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
 """)
 
+# A delivery disabled while this attempt was in flight (410 on a sibling, subscription
+# deleted) stays disabled, but the attempt that did reach the receiver is still recorded.
 _FINISH_DELIVERY = text("""
     UPDATE deliveries
-    SET status = :status, attempt_count = :attempt_number, claimed_until = NULL,
+    SET status = CASE WHEN status = 'disabled' THEN 'disabled' ELSE :status END,
+        attempt_count = :attempt_number, claimed_until = NULL,
         manual_pending = false, last_response_status = :response_status,
         last_error = :error,
-        next_retry_at = CASE WHEN :retry_in IS NULL THEN NULL
+        next_retry_at = CASE WHEN :retry_in IS NULL OR status = 'disabled' THEN NULL
                              ELSE now() + make_interval(secs => :retry_in) END,
-        completed_at = CASE WHEN :status IN ('success', 'failed', 'disabled')
-                            THEN now() END,
+        completed_at = CASE WHEN status = 'disabled' THEN completed_at
+                            WHEN :status IN ('success', 'failed', 'disabled') THEN now() END,
         updated_at = now()
     WHERE id = :delivery_id AND attempt_count = :attempt_number - 1
-      AND status IN ('pending', 'retrying')
+      AND status IN ('pending', 'retrying', 'disabled')
+    RETURNING status
 """)
 
 _INSERT_ATTEMPT = text("""
@@ -101,6 +105,8 @@ _DISABLE_OPEN_DELIVERIES = text("""
 
 @dataclass(frozen=True)
 class Outcome:
+    """The delivery's state after an attempt; `retry_in` seconds when another is due."""
+
     status: str
     retry_in: int | None = None
 
@@ -112,12 +118,15 @@ def _secret_box(keys: tuple[str, ...]) -> SecretBox:
 
 def build_headers(claim, delivery_id: str, attempt_number: int, settings: Settings,
                   body: bytes) -> dict[str, str]:
+    """DESIGN.md's headers. The subscription's own headers come first, so that ours win
+    even if a reserved name slipped past validation."""
     box = _secret_box(settings.encryption_keys)
     secrets = [box.decrypt(claim.secret_ciphertext)]
     if claim.previous_secret_ciphertext:
         secrets.append(box.decrypt(claim.previous_secret_ciphertext))
     timestamp = int(time.time())
     return {
+        **claim.headers,
         "Content-Type": "application/json",
         "User-Agent": http.user_agent(),
         "X-Webhook-Event-Id": claim.event_id,
@@ -128,7 +137,6 @@ def build_headers(claim, delivery_id: str, attempt_number: int, settings: Settin
         "webhook-id": claim.event_id,
         "webhook-timestamp": str(timestamp),
         **signature_headers(secrets, claim.event_id, timestamp, body),
-        **claim.headers,
     }
 
 
@@ -154,39 +162,42 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
         "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
         "early_slack": EARLY_SLACK_SECONDS,
     }).one_or_none()
-    session.commit()
+    session.commit()  # the claim is visible to every other worker; the connection is free
     if claim is None:
         logger.info("delivery %s attempt %s: nothing to claim (duplicate, stale or early)",
                     delivery_id, attempt_number)
         return None
-    session.close()  # the connection goes back to the pool for the HTTP call
 
     body = claim.body.encode("utf-8")
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)
     result = http.post(http.delivery_session(settings.allow_private_targets), claim.url, body,
                        headers, claim.timeout_seconds, settings.ca_bundle)
-    outcome = decide(result, attempt_number, trigger, settings.retry_schedule)
-    recorded = record_attempt(session, claim, delivery_id, attempt_number, trigger, headers,
-                              result, outcome)
+    decided = decide(result, attempt_number, trigger, settings.retry_schedule)
+    outcome = record_attempt(session, claim, delivery_id, attempt_number, trigger, headers,
+                             result, decided)
     observability.attempt_finished(claim, delivery_id, attempt_number, trigger, result,
-                                   outcome, recorded)
-    return outcome if recorded else None
+                                   outcome)
+    return outcome
 
 
 def record_attempt(session: Session, claim, delivery_id: str, attempt_number: int,
                    trigger: str, headers: dict[str, str], result: http.HttpResult,
-                   outcome: Outcome) -> bool:
-    """Write the attempt, the delivery's state and the statistics in one transaction."""
+                   decided: Outcome) -> Outcome | None:
+    """Write the attempt, the delivery's state and the statistics in one transaction.
+
+    Returns the state stored (a delivery disabled meanwhile stays disabled), or None when
+    another worker already recorded this attempt number.
+    """
     error = (f"{result.error_class}: {result.error_message}" if result.error_class
              else None if result.succeeded else f"HTTP {result.status_code}")
-    finished = session.execute(_FINISH_DELIVERY, {
+    stored_status = session.execute(_FINISH_DELIVERY, {
         "delivery_id": delivery_id, "attempt_number": attempt_number,
-        "status": outcome.status, "retry_in": outcome.retry_in,
+        "status": decided.status, "retry_in": decided.retry_in,
         "response_status": result.status_code, "error": error,
-    })
-    if finished.rowcount == 0:
+    }).scalar_one_or_none()
+    if stored_status is None:
         session.rollback()
-        return False
+        return None
     session.execute(_INSERT_ATTEMPT, {
         "delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger,
         "started_at": result.started_at, "duration_ms": result.duration_ms,
@@ -198,10 +209,12 @@ def record_attempt(session: Session, claim, delivery_id: str, attempt_number: in
     })
     subscription = {"subscription_id": claim.subscription_id}
     session.execute(_COUNT_SUCCESS if result.succeeded else _COUNT_FAILURE, subscription)
-    if outcome.status == "disabled":
+    if decided.status == "disabled":
         session.execute(_DISABLE_SUBSCRIPTION, {
             **subscription, "reason": f"the endpoint answered 410 Gone (delivery {delivery_id})"
         })
         session.execute(_DISABLE_OPEN_DELIVERIES, subscription)
     session.commit()
-    return True
+    if stored_status != decided.status:
+        return Outcome(stored_status)
+    return decided

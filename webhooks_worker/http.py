@@ -21,6 +21,7 @@ and with private targets refused the connection goes to the address that was che
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -45,6 +46,7 @@ _CHUNK_BYTES = 16 * 1024
 _local = threading.local()
 
 
+@cache
 def user_agent() -> str:
     try:
         return f"webhooks-service/{version('webhooks-service')}"
@@ -53,11 +55,19 @@ def user_agent() -> str:
 
 
 class _Deadline:
-    """Shuts down the watched connection's socket once the attempt's time is up."""
+    """Shuts down the sockets of the current attempt once its time is up.
+
+    It holds a duplicate of each socket's descriptor, taken when the connection is made
+    (or reused): the duplicate stays valid while TLS wraps the socket, so a receiver that
+    drips its handshake, its headers or its body is cut all the same (shutdown acts on the
+    connection, not on one descriptor). Name resolution happens before any socket exists
+    and is bounded by the system resolver's own timeout.
+    """
 
     def __init__(self, seconds: float):
         self.expired = False
-        self._connection: HTTPConnection | None = None
+        self._finished = False
+        self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
@@ -70,33 +80,55 @@ class _Deadline:
     def __exit__(self, *exc_info) -> None:
         self._timer.cancel()
         _local.deadline = None
-
-    def watch(self, connection: HTTPConnection) -> None:
         with self._lock:
-            self._connection = connection
+            self._finished = True
+            for duplicate in self._sockets:
+                duplicate.close()  # closes our descriptor only; the connection stays pooled
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            try:
+                duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+            except OSError:  # already closed: nothing left to cut
+                return
+            self._sockets.append(duplicate)
             if self.expired:
-                self._shutdown()
+                _shutdown(duplicate)
 
     def _expire(self) -> None:
         with self._lock:
+            if self._finished:
+                return
             self.expired = True
-            self._shutdown()
+            for duplicate in self._sockets:
+                _shutdown(duplicate)
 
-    def _shutdown(self) -> None:
-        sock = getattr(self._connection, "sock", None)
-        if sock is not None:
-            # The plain socket call also works under TLS and wakes a blocked read.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+def _shutdown(sock: socket.socket) -> None:
+    """Wakes any read or write blocked on the connection, under TLS too."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = getattr(_local, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
 
 
 class _WatchedConnection:
-    """Mixin: registers the connection with the current attempt's deadline per request."""
+    """Mixin: puts every socket the attempt uses under the attempt's deadline."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
 
     def request(self, *args, **kwargs):
-        deadline = getattr(_local, "deadline", None)
-        if deadline is not None:
-            deadline.watch(self)
+        _watch(self.sock)  # a kept-alive connection made by an earlier attempt
         return super().request(*args, **kwargs)
 
 
@@ -155,6 +187,8 @@ def delivery_session(allow_private_targets: bool) -> requests.Session:
 
 @dataclass(frozen=True)
 class HttpResult:
+    """What one attempt got: a complete response (`status_code`) or an `error_class`."""
+
     started_at: datetime
     duration_ms: int
     status_code: int | None = None
@@ -165,16 +199,27 @@ class HttpResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        return self.error_class is None and self.status_code is not None \
+            and 200 <= self.status_code < 300
+
+
+class _DeadlineExpired(Exception):
+    """The body ended only because the deadline shut the connection down."""
 
 
 def _read_capped(response: requests.Response) -> bytes:
+    """At most MAX_RESPONSE_BYTES; the rest is never read (the connection is closed)."""
     content = bytearray()
     for chunk in response.iter_content(_CHUNK_BYTES):
         content += chunk
         if len(content) >= MAX_RESPONSE_BYTES:
             break
     return bytes(content[:MAX_RESPONSE_BYTES])
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text and jsonb cannot hold NUL; a receiver may send one."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _classify(error: Exception, deadline: _Deadline, timeout_seconds: float) -> tuple[str, str]:
@@ -188,10 +233,10 @@ def _classify(error: Exception, deadline: _Deadline, timeout_seconds: float) -> 
             return "dns_error", "the host name does not resolve"
         cause = cause.__cause__ or cause.__context__
     if isinstance(error, requests.exceptions.SSLError):
-        return "tls_error", str(error)[:500]
+        return "tls_error", _storable(str(error))[:500]
     if isinstance(error, requests.ConnectionError):
-        return "connection_error", str(error)[:500]
-    return "request_error", f"{type(error).__name__}: {error}"[:500]
+        return "connection_error", _storable(str(error))[:500]
+    return "request_error", _storable(f"{type(error).__name__}: {error}")[:500]
 
 
 def post(session: requests.Session, url: str, body: bytes, headers: dict[str, str],
@@ -213,6 +258,8 @@ def post(session: requests.Session, url: str, body: bytes, headers: dict[str, st
                 content = _read_capped(response)
             finally:
                 response.close()
+            if deadline.expired:  # a body without a length "ends" when the socket is shut
+                raise _DeadlineExpired()
         except Exception as error:  # every failure becomes a recorded attempt
             error_class, message = _classify(error, deadline, timeout_seconds)
             return HttpResult(started_at, elapsed_ms(), error_class=error_class,
@@ -221,6 +268,8 @@ def post(session: requests.Session, url: str, body: bytes, headers: dict[str, st
         started_at,
         elapsed_ms(),
         status_code=response.status_code,
-        headers=dict(response.headers),
-        body_excerpt=content[:STORED_RESPONSE_BYTES].decode("utf-8", errors="replace"),
+        headers={name: _storable(value) for name, value in response.headers.items()},
+        body_excerpt=_storable(
+            content[:STORED_RESPONSE_BYTES].decode("utf-8", errors="replace")
+        ),
     )

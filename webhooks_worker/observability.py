@@ -29,22 +29,24 @@ logger = logging.getLogger(__name__)
 
 
 def attempt_finished(claim, delivery_id: str, attempt_number: int, trigger: str, result,
-                     outcome, recorded: bool) -> None:
-    """Log and count one attempt (`claim` is the claimed row, `result` the HttpResult)."""
+                     outcome) -> None:
+    """Log and count one attempt (`claim` is the claimed row, `result` the HttpResult,
+    `outcome` None when another worker had already recorded this attempt)."""
+    recorded = outcome is not None
+    status = outcome.status if recorded else "not recorded (another worker recorded it)"
     fields = {
         "tenant_id": claim.tenant_id, "subscription_id": claim.subscription_id,
         "event_id": claim.event_id, "event_type": claim.event_type,
         "delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger,
         "target_host": target_host(claim.url), "status_code": result.status_code,
         "error_class": result.error_class, "duration_ms": result.duration_ms,
-        "outcome": outcome.status, "recorded": recorded,
+        "outcome": status, "recorded": recorded,
     }
     logger.info(
         "delivery %s attempt %s: tenant=%s subscription=%s event=%s trigger=%s status=%s "
-        "error=%s duration_ms=%s outcome=%s%s",
+        "error=%s duration_ms=%s outcome=%s",
         delivery_id, attempt_number, claim.tenant_id, claim.subscription_id, claim.event_id,
-        trigger, result.status_code, result.error_class, result.duration_ms, outcome.status,
-        "" if recorded else " (not recorded: another worker recorded this attempt)",
+        trigger, result.status_code, result.error_class, result.duration_ms, status,
         extra=fields,
     )
     if recorded:

@@ -7,11 +7,12 @@ import logging
 from sqlalchemy.orm import Session
 
 from webhooks_api.config import Settings
-from webhooks_api.errors import DomainError
+from webhooks_api.errors import DomainError, NotFoundError, PayloadTooLargeError
 from webhooks_api.queue import deliver_message, send_now
 from webhooks_api.services.events import get_event, store_event
 
 from .fanout import fan_out
+from .metrics import PUBLISH_REJECTED
 
 logger = logging.getLogger(__name__)
 
@@ -32,16 +33,31 @@ def publish_stored_or_new(session: Session, settings: Settings, *, tenant_id: st
                                 event_id).event
     except DomainError as error:
         session.rollback()
-        logger.warning("publish rejected: tenant=%s event=%s type=%s reason=%s errors=%s",
-                       tenant_id, event_id, event_type, error.message, error.errors)
+        reason = rejection_reason(error)
+        PUBLISH_REJECTED.labels(reason=reason).inc()
+        logger.warning("publish rejected (%s): tenant=%s event=%s type=%s: %s %s",
+                       reason, tenant_id, event_id, event_type, error.message,
+                       error.errors or "")
         return []
     if event.fanned_out_at is not None:
         session.rollback()
         logger.info("event %s of tenant %s already fanned out", event.event_id, tenant_id)
         return []
     delivery_ids = fan_out(session, event)
+    # Read before the commit expires the object: a read after it costs a query.
+    event_id, event_type = event.event_id, event.event_type
     session.commit()
     send_now(deliver_message(delivery_id, 1, "automatic") for delivery_id in delivery_ids)
     logger.info("event %s (%s) of tenant %s fanned out to %d deliveries",
-                event.event_id, event.event_type, tenant_id, len(delivery_ids))
+                event_id, event_type, tenant_id, len(delivery_ids))
     return delivery_ids
+
+
+def rejection_reason(error: DomainError) -> str:
+    """A short, bounded label for the metric: the field at fault, or the kind of error."""
+    if isinstance(error, PayloadTooLargeError):
+        return "payload_too_large"
+    if isinstance(error, NotFoundError):
+        return "event_not_found"
+    field = next(iter(error.errors or {}), None)
+    return f"invalid_{field}" if field else "invalid_input"

@@ -35,8 +35,9 @@ def deliver(self, delivery_id: str, attempt_number: int = 1, trigger: str = "aut
     """One attempt of one delivery; schedules the next by countdown when it fails."""
     outcome = attempt_delivery(db.session, _settings(), delivery_id, attempt_number, trigger)
     if outcome is not None and outcome.retry_in is not None:
+        # The same delivery id, the next attempt number; no args from the first message.
         raise self.retry(
-            countdown=outcome.retry_in,
+            countdown=outcome.retry_in, args=(),
             kwargs={"delivery_id": delivery_id, "attempt_number": attempt_number + 1,
                     "trigger": "automatic"},
         )

@@ -1,0 +1,45 @@
+"""celeryconfig.py: every name is a setting Celery 5.7 knows (it ignores unknown names
+silently), and the running worker really has the values that make Redis safe."""
+
+from __future__ import annotations
+
+from celery.app.defaults import NAMESPACES, flatten
+
+import celeryconfig
+from webhooks_api.config import DEFAULT_RETRY_SCHEDULE, MAX_TIMEOUT_SECONDS, load_settings
+from webhooks_api.queue import SWEEP_TASK
+
+SETTING_NAMES = [name for name, value in vars(celeryconfig).items()
+                 if not name.startswith("_") and name.islower() and not callable(value)
+                 and not isinstance(value, type(celeryconfig))]
+
+
+def test_every_name_in_celeryconfig_is_a_celery_setting():
+    known = {name for name, _ in flatten(NAMESPACES)}
+    assert len(SETTING_NAMES) >= 15
+    assert [name for name in SETTING_NAMES if name not in known] == []
+
+
+def test_the_visibility_timeout_outlasts_the_longest_countdown():
+    settings = load_settings({})
+    assert settings.retry_schedule == DEFAULT_RETRY_SCHEDULE == (300, 3600, 21600)
+    # Retry-After may double a delay; a request may take the longest timeout on top.
+    assert settings.visibility_timeout_seconds > 2 * 21600 + MAX_TIMEOUT_SECONDS
+    assert load_settings({"WEBHOOKS_RETRY_SCHEDULE": "60,86400"}) \
+        .broker_transport_options["visibility_timeout"] > 2 * 86400 + MAX_TIMEOUT_SECONDS
+
+
+def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
+    replies = app.extensions["celery"].control.inspect(timeout=5).conf(with_defaults=True)
+    [conf] = replies.values()
+    expected_visibility = load_settings(test_env).visibility_timeout_seconds
+    assert conf["broker_transport_options"]["visibility_timeout"] == expected_visibility
+    assert conf["task_acks_late"] is True and conf["task_reject_on_worker_lost"] is False
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["worker_eta_task_limit"] == 10000
+    assert conf["task_time_limit"] == MAX_TIMEOUT_SECONDS + 120
+    assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]
+    assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
+    assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK}
+    sweep_entry = conf["beat_schedule"]["sweep"]
+    assert sweep_entry["task"] == SWEEP_TASK and sweep_entry["options"]["expires"] > 0

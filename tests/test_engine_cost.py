@@ -1,0 +1,105 @@
+"""What one delivery costs, measured: SQL statements (SQLAlchemy before_cursor_execute),
+broker messages (task messages and the Celery events Flower reads) and HTTP connections.
+The bounds below are the measured figures of docs/engine.md: a regression fails here."""
+
+from __future__ import annotations
+
+from tests.engine_support import (
+    counting,
+    create_subscription,
+    deliveries_of,
+    publish_via_api,
+    store_without_messages,
+    wait_until_recorded,
+)
+from tests.helpers import wait_for
+from tests.receiver import Reply
+from webhooks_api.extensions import db
+from webhooks_worker.delivery import attempt_delivery
+from webhooks_worker.publishing import publish_stored_or_new
+
+
+def _attempt(app, delivery_id: str, attempt_number: int = 1):
+    with app.app_context():
+        return attempt_delivery(db.session, app.config["WEBHOOKS_SETTINGS"], delivery_id,
+                                attempt_number, "automatic")
+
+
+def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver, worker):
+    create_subscription(client, tenant, receiver.url)
+    store_without_messages(app, tenant["id"], fan_out=False, event_id="evt_cost")
+    [succeeding] = store_without_messages(app, tenant["id"])
+    [failing] = store_without_messages(app, tenant["id"])
+    [gone] = store_without_messages(app, tenant["id"])
+    checked_out_during_post = []
+    with counting(app) as counts:
+        engine = counts["engine"]
+
+        def respond(request):
+            delivery_id = request.headers["X-Webhook-Delivery-Id"]
+            if delivery_id in (succeeding, failing, gone):  # not the fan-out's (the worker's)
+                checked_out_during_post.append(engine.pool.checkedout())
+            return Reply({failing: 500, gone: 410}.get(delivery_id, 200))
+
+        receiver.respond = respond
+        with app.app_context():
+            publish_stored_or_new(db.session, app.config["WEBHOOKS_SETTINGS"],
+                                  tenant_id=tenant["id"], event_type=None, event_data=None,
+                                  metadata=None, event_id="evt_cost")
+        fan_out_statements = counts["statements"]
+
+        counts["statements"] = 0
+        assert _attempt(app, succeeding).status == "success"
+        success_statements = counts["statements"]
+        counts["statements"] = 0
+        assert _attempt(app, failing).status == "retrying"
+        retry_statements = counts["statements"]
+        counts["statements"] = 0
+        assert _attempt(app, gone).status == "disabled"
+        gone_statements = counts["statements"]
+
+    wait_until_recorded(app, 4)  # the fan-out's delivery went to the worker
+    # Fan-out: read the event, insert every delivery in one INSERT..SELECT, mark it.
+    assert fan_out_statements <= 3
+    # An attempt: the claim (one transaction), then attempt + delivery + statistics (one).
+    assert success_statements <= 4 and retry_statements <= 4
+    # ...and a 410 also disables the subscription and its open deliveries.
+    assert gone_statements <= 6
+    # No connection is held while the receiver works.
+    assert checked_out_during_post == [0, 0, 0]
+    print(f"\nstatements: fan-out {fan_out_statements}, attempt {success_statements} "
+          f"(success) / {retry_statements} (retry) / {gone_statements} (410)")
+
+
+def test_broker_messages_and_connections_per_delivery(app, client, tenant, receiver, worker,
+                                                      session, task_events):
+    create_subscription(client, tenant, receiver.url)
+    first_event = len(task_events.events)
+    for n in range(10):
+        publish_via_api(client, tenant, "invoice.created", {"n": n})
+    wait_for(lambda: len(deliveries_of(session)) == 10
+             and all(d.status == "success" for d in deliveries_of(session)),
+             message="ten deliveries")
+    with task_events._lock:
+        events = [e for e in task_events.events[first_event:] if e.get("uuid")]
+    names = {e["uuid"]: e["name"] for e in events if e["type"] == "task-received"}
+    wait_for(lambda: sum(1 for e in task_events.events if e.get("uuid") in names
+                         and e["type"] == "task-succeeded") == len(names),
+             message="every task's last event")
+    with task_events._lock:
+        per_task: dict[str, list[str]] = {}
+        for event in task_events.events[first_event:]:
+            if event.get("uuid") in names:
+                per_task.setdefault(names[event["uuid"]], []).append(event["type"])
+
+    deliver_events = per_task["webhooks.deliver"]
+    publish_events = per_task["webhooks.publish"]
+    # One task message per delivery (plus one publish message per event), and four
+    # monitoring events per task: sent, received, started, succeeded.
+    assert deliver_events.count("task-received") == 10
+    assert len(deliver_events) == 40 and len(publish_events) == 40
+    # Keep-alive: at most one connection per worker process, whatever the count.
+    assert receiver.connections <= 2
+    print(f"\nper delivery: 1 deliver message + {len(deliver_events) // 10} events; "
+          f"per event: 1 publish message + {len(publish_events) // 10} events; "
+          f"HTTP connections for 10 deliveries: {receiver.connections}")
