@@ -245,7 +245,8 @@ def store_without_messages(app, tenant_id: str, event_type: str = "invoice.creat
         settings = app.config["WEBHOOKS_SETTINGS"]
         event = store_event(db.session, settings, tenant_id, event_type, data or {"n": 1},
                             event_id=event_id).event
-        delivery_ids = insert_deliveries(db.session, event) if fan_out else []
+        delivery_ids = ([message.kwargs["delivery_id"] for message in insert_deliveries(
+            db.session, event)] if fan_out else [])
         db.session.commit()
     return delivery_ids
 

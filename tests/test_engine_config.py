@@ -7,7 +7,7 @@ from celery.app.defaults import NAMESPACES, flatten
 
 import celeryconfig
 from webhooks_api.config import DEFAULT_RETRY_SCHEDULE, MAX_TIMEOUT_SECONDS, load_settings
-from webhooks_api.queue import SWEEP_TASK
+from webhooks_api.queue import PRUNE_TASK, SWEEP_TASK
 
 SETTING_NAMES = [name for name, value in vars(celeryconfig).items()
                  if not name.startswith("_") and name.islower() and not callable(value)
@@ -25,7 +25,8 @@ def test_the_visibility_timeout_outlasts_the_longest_countdown():
     assert settings.retry_schedule == DEFAULT_RETRY_SCHEDULE == (300, 3600, 21600)
     # Retry-After may double a delay; a request may take the longest timeout on top.
     assert settings.visibility_timeout_seconds > 2 * 21600 + MAX_TIMEOUT_SECONDS
-    assert load_settings({"WEBHOOKS_RETRY_SCHEDULE": "60,86400"}) \
+    assert load_settings({"WEBHOOKS_RETRY_SCHEDULE": "60,86400",
+                          "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}) \
         .broker_transport_options["visibility_timeout"] > 2 * 86400 + MAX_TIMEOUT_SECONDS
 
 
@@ -40,6 +41,7 @@ def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
     assert conf["task_time_limit"] == MAX_TIMEOUT_SECONDS + 120
     assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]
     assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
-    assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK}
+    assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK,
+                                        PRUNE_TASK}
     sweep_entry = conf["beat_schedule"]["sweep"]
     assert sweep_entry["task"] == SWEEP_TASK and sweep_entry["options"]["expires"] > 0

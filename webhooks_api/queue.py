@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from celery import Celery
 from flask import Flask, current_app
@@ -77,41 +78,49 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     return celery
 
 
-def _send(name: str, kwargs: dict, queue: str, reprs: tuple[str, str] | None) -> bool:
-    labels = {"argsrepr": reprs[0], "kwargsrepr": reprs[1]} if reprs else {}
+class Message(NamedTuple):
+    """A task message to send; `reprs` are Flower's (argsrepr, kwargsrepr), looked up at
+    send time when the sender did not already know them."""
+
+    name: str
+    kwargs: dict
+    queue: str
+    reprs: tuple[str, str] | None = None
+
+
+def _send(message: Message) -> bool:
+    labels = ({"argsrepr": message.reprs[0], "kwargsrepr": message.reprs[1]}
+              if message.reprs else {})
     try:
         current_app.extensions["celery"].send_task(
-            name, kwargs=kwargs, queue=queue, retry=True, retry_policy=_SEND_RETRY_POLICY,
-            **labels,
+            message.name, kwargs=message.kwargs, queue=message.queue, retry=True,
+            retry_policy=_SEND_RETRY_POLICY, **labels,
         )
         return True
     except Exception:  # the broker is down: PostgreSQL holds the row, the sweep resends
-        logger.warning("enqueue of %s failed (%s); the sweep will resend it", name, kwargs,
-                       exc_info=True)
+        logger.warning("enqueue of %s failed (%s); the sweep will resend it", message.name,
+                       message.kwargs, exc_info=True)
         return False
 
 
-def publish_message(tenant_id: str, event_id: str) -> tuple[str, dict, str]:
-    return PUBLISH_TASK, {"tenant_id": tenant_id, "event_id": event_id}, PUBLISH_QUEUE
+def publish_message(tenant_id: str, event_id: str) -> Message:
+    return Message(PUBLISH_TASK, {"tenant_id": tenant_id, "event_id": event_id}, PUBLISH_QUEUE)
 
 
-def deliver_message(delivery_id: str, attempt_number: int, trigger: str) -> tuple[str, dict, str]:
+def deliver_message(delivery_id: str, attempt_number: int, trigger: str,
+                    reprs: tuple[str, str] | None = None) -> Message:
     kwargs = {"delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger}
-    return DELIVER_TASK, kwargs, DELIVER_QUEUE
+    return Message(DELIVER_TASK, kwargs, DELIVER_QUEUE, reprs)
 
 
-def send_now(messages: Iterable[tuple[str, dict, str]]) -> int:
+def send_now(messages: Iterable[Message]) -> int:
     """Send messages whose rows are already committed; returns how many the broker took."""
-    from .task_labels import reprs_for_messages  # it needs the task names defined here
+    from .task_labels import with_reprs  # it needs the task names defined here
 
-    batch = list(messages)
-    reprs = reprs_for_messages((name, kwargs) for name, kwargs, _ in batch)
-    return sum(_send(name, kwargs, queue, labels)
-               for (name, kwargs, queue), labels in zip(batch, reprs, strict=True))
+    return sum(_send(message) for message in with_reprs(list(messages)))
 
 
-def send_after_commit(session: Session | scoped_session,
-                      messages: Iterable[tuple[str, dict, str]]) -> None:
+def send_after_commit(session: Session | scoped_session, messages: Iterable[Message]) -> None:
     """Queue messages on `session`: sent when its transaction commits, dropped on rollback."""
     if isinstance(session, scoped_session):
         # Listening on a scoped_session would listen on every session its factory makes,

@@ -6,23 +6,24 @@ headers. A deliver message carries only ids, which tell an operator little, and
 message we send gets reprs built here:
 
 - `webhooks.deliver`: delivery id, attempt number, trigger, event type and target host
-  (looked up in one query per batch of messages; the host only — a URL's path or query
-  may hold a token);
+  (the host only — a URL's path or query may hold a token). The fan-out and the retry
+  already know both; for other senders one query per batch looks them up;
 - `webhooks.publish`: event type, tenant and event id; the data and metadata are hidden.
 
 `self.retry()` builds a new message without the reprs of the one it replaces (PITFALLS),
-so `FlaskTask.apply_async` calls `reprs_for_call` again for every retry.
+so the deliver task passes them to its retry, and `FlaskTask.apply_async` builds them for
+any other call that lacks them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from sqlalchemy import text
 
-from .queue import DELIVER_TASK, PUBLISH_TASK
+from .queue import DELIVER_TASK, PUBLISH_TASK, Message
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +93,22 @@ def _publish_reprs(named: dict) -> Reprs:
     return "()", repr(shown)
 
 
-def reprs_for_messages(messages: Iterable[tuple[str, Mapping]]) -> list[Reprs | None]:
-    """Reprs for (task name, kwargs) pairs, one database query for all the deliveries."""
-    batch = list(messages)
-    targets = _delivery_targets(
-        [kwargs["delivery_id"] for name, kwargs in batch if name == DELIVER_TASK])
-    return [_reprs(name, dict(kwargs), targets) for name, kwargs in batch]
+def with_reprs(batch: list[Message]) -> list[Message]:
+    """The messages with their reprs; one query for the deliveries whose sender did not
+    know their event type and host (the sweep), none on the fan-out and retry paths."""
+    targets = _delivery_targets([message.kwargs["delivery_id"] for message in batch
+                                 if message.name == DELIVER_TASK and message.reprs is None])
+    return [message if message.reprs is not None
+            else message._replace(reprs=_reprs(message.name, dict(message.kwargs), targets))
+            for message in batch]
+
+
+def deliver_reprs(delivery_id: str, attempt_number: int, trigger: str, event_type: str,
+                  url: str) -> Reprs:
+    """Reprs of a deliver message whose sender knows the event type and target URL."""
+    named = {"delivery_id": delivery_id, "attempt_number": attempt_number,
+             "trigger": trigger}
+    return _deliver_reprs(named, {delivery_id: (event_type, target_host(url))})
 
 
 def reprs_for_call(task_name: str, args: Sequence | None, kwargs: Mapping | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from sqlalchemy import text
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from webhooks_api.config import Settings
 from webhooks_api.secrets import SecretBox
+from webhooks_api.task_labels import deliver_reprs
 
 from . import http, observability
 from .backoff import next_delay
@@ -109,6 +110,8 @@ class Outcome:
 
     status: str
     retry_in: int | None = None
+    # Flower's (argsrepr, kwargsrepr) for the retry message, built from the claim.
+    retry_reprs: tuple[str, str] | None = None
 
 
 @cache
@@ -177,6 +180,9 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                              result, decided)
     observability.attempt_finished(claim, delivery_id, attempt_number, trigger, result,
                                    outcome)
+    if outcome is not None and outcome.retry_in is not None:
+        outcome = replace(outcome, retry_reprs=deliver_reprs(
+            delivery_id, attempt_number + 1, "automatic", claim.event_type, claim.url))
     return outcome
 
 

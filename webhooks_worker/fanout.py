@@ -16,8 +16,11 @@ from sqlalchemy.orm import Session
 
 from webhooks_api.catalogue import filters_matching, is_operational
 from webhooks_api.models import Event
+from webhooks_api.queue import Message, deliver_message
+from webhooks_api.task_labels import deliver_reprs
 
 _INSERT_DELIVERIES = text("""
+    WITH inserted AS (
     INSERT INTO deliveries (id, event_pk, subscription_id, tenant_id, event_type, status,
                             next_retry_at)
     SELECT 'dlv_' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 24),
@@ -31,7 +34,9 @@ _INSERT_DELIVERIES = text("""
       AND s.event_types && CAST(:filters AS text[])
       AND s.id <> :excluded_subscription_id
     ON CONFLICT ON CONSTRAINT uq_deliveries_event_subscription DO NOTHING
-    RETURNING id, status
+    RETURNING id, status, subscription_id)
+    SELECT inserted.id, inserted.status, s.url
+    FROM inserted JOIN subscriptions s ON s.id = inserted.subscription_id
 """)
 
 
@@ -42,10 +47,11 @@ def _subscription_concerned(event: Event) -> str:
     return str(json.loads(event.body)["data"].get("subscription_id") or "")
 
 
-def fan_out(session: Session, event: Event) -> list[str]:
-    """Insert the event's deliveries and mark it fanned out; returns the ids to enqueue.
+def fan_out(session: Session, event: Event, trigger: str = "automatic") -> list[Message]:
+    """Insert the event's deliveries and mark it fanned out; returns the deliver messages
+    to send once the caller has committed (labelled for Flower with no further query).
 
-    Idempotent: a second run inserts nothing and returns nothing. The caller commits.
+    Idempotent: a second run inserts nothing and returns nothing.
     """
     rows = session.execute(
         _INSERT_DELIVERIES,
@@ -61,4 +67,8 @@ def fan_out(session: Session, event: Event) -> list[str]:
         update(Event).where(Event.id == event.id, Event.fanned_out_at.is_(None))
         .values(fanned_out_at=text("now()"))
     )
-    return [row.id for row in rows if row.status == "pending"]
+    return [
+        deliver_message(row.id, 1, trigger,
+                        deliver_reprs(row.id, 1, trigger, event.event_type, row.url))
+        for row in rows if row.status == "pending"
+    ]

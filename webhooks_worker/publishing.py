@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from webhooks_api.config import Settings
 from webhooks_api.errors import DomainError, NotFoundError, PayloadTooLargeError
-from webhooks_api.queue import deliver_message, send_now
+from webhooks_api.queue import send_now
 from webhooks_api.services.events import get_event, store_event
 
 from .fanout import fan_out
@@ -43,11 +43,12 @@ def publish_stored_or_new(session: Session, settings: Settings, *, tenant_id: st
         session.rollback()
         logger.info("event %s of tenant %s already fanned out", event.event_id, tenant_id)
         return []
-    delivery_ids = fan_out(session, event)
+    messages = fan_out(session, event)
     # Read before the commit expires the object: a read after it costs a query.
     event_id, event_type = event.event_id, event.event_type
     session.commit()
-    send_now(deliver_message(delivery_id, 1, "automatic") for delivery_id in delivery_ids)
+    send_now(messages)
+    delivery_ids = [message.kwargs["delivery_id"] for message in messages]
     logger.info("event %s (%s) of tenant %s fanned out to %d deliveries",
                 event_id, event_type, tenant_id, len(delivery_ids))
     return delivery_ids

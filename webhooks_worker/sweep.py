@@ -58,9 +58,9 @@ def sweep(session: Session, settings: Settings) -> SweepReport:
         .with_for_update(skip_locked=True),
         {"margin": settings.sweep_margin_seconds},
     ).all()
-    fresh_ids = [delivery_id for event in events for delivery_id in fan_out(session, event)]
+    fresh = [message for event in events for message in fan_out(session, event, "swept")]
     session.commit()
-    send_now(deliver_message(delivery_id, 1, "swept") for delivery_id in fresh_ids)
+    send_now(fresh)
 
     stalled = session.execute(
         _TAKE_STALLED, {"margin": settings.sweep_margin_seconds, "limit": BATCH_SIZE}

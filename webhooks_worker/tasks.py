@@ -40,6 +40,7 @@ def deliver(self, delivery_id: str, attempt_number: int = 1, trigger: str = "aut
             countdown=outcome.retry_in, args=(),
             kwargs={"delivery_id": delivery_id, "attempt_number": attempt_number + 1,
                     "trigger": "automatic"},
+            argsrepr=outcome.retry_reprs[0], kwargsrepr=outcome.retry_reprs[1],
         )
     return outcome.status if outcome else None
 
