@@ -151,14 +151,24 @@ def receiver(_receiver):
     return _receiver
 
 
-@pytest.fixture
-def tenant(runner):
+def create_tenant_with_key(runner) -> dict:
     """A tenant and an API key made with the CLI, as an operator would."""
     tenant_id = f"tenant_{uuid.uuid4().hex[:8]}"
     result = runner.invoke(args=["tenants", "create", tenant_id, "--name", "Test tenant"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(args=["api-keys", "create", tenant_id])
     assert result.exit_code == 0, result.output
-    api_key = result.output.strip().splitlines()[-1]
+    api_key = result.stdout.strip().splitlines()[-1]
     return {"id": tenant_id, "api_key": api_key,
             "headers": {"Authorization": f"Bearer {api_key}"}}
+
+
+@pytest.fixture
+def tenant(runner):
+    return create_tenant_with_key(runner)
+
+
+@pytest.fixture
+def other_tenant(runner):
+    """A second tenant, for isolation tests."""
+    return create_tenant_with_key(runner)

@@ -1,17 +1,15 @@
-"""REST views, one module per resource; all under /api/v1/webhooks and authenticated."""
+"""REST views, one module per resource; all under /api/v1/webhooks and authenticated,
+except the health probes at the root."""
 
 from flask import Flask
 from flask_smorest import Api
-
-from ..auth import authenticate
 
 API_PREFIX = "/api/v1/webhooks"
 
 
 def register_views(app: Flask, api: Api) -> None:
-    from . import health, publish, subscriptions
+    from . import deliveries, event_types, health, publish, subscriptions
 
-    for blueprint in (subscriptions.blp, publish.blp):
-        blueprint.before_request(authenticate)
+    for blueprint in (subscriptions.blp, deliveries.blp, event_types.blp, publish.blp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
-    app.register_blueprint(health.bp)
+    api.register_blueprint(health.blp)

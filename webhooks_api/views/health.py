@@ -1,11 +1,40 @@
-"""Process health for load balancers and orchestrators."""
+"""Health for load balancers and orchestrators; no authentication."""
 
-from flask import Blueprint
+from flask.views import MethodView
 
-bp = Blueprint("health", __name__)
+from ..app import current_settings
+from ..schemas import HealthSchema, ReadinessSchema
+from ..services.health import readiness
+from .base import ApiBlueprint
+
+blp = ApiBlueprint("health", __name__, authenticated=False,
+                   description="Process health and readiness")
 
 
-@bp.get("/healthz")
-def healthz():
-    """The process is up and serving requests."""
-    return {"status": "ok"}
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.doc(security=[])
+    @blp.response(200, HealthSchema)
+    def get(self):
+        """The process is up and serving requests."""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Readiness(MethodView):
+    @blp.doc(security=[])
+    @blp.response(200, ReadinessSchema)
+    @blp.alt_response(503, schema=ReadinessSchema, description="A dependency is down")
+    def get(self):
+        """PostgreSQL and the broker answer; 503 naming the one that does not."""
+        states = readiness(current_settings())
+        ready = all(state.up for state in states)
+        body = {
+            "status": "ready" if ready else "unavailable",
+            "dependencies": {
+                state.name: {"status": "up"} if state.up
+                else {"status": "down", "error": state.error}
+                for state in states
+            },
+        }
+        return body, 200 if ready else 503
