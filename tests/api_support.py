@@ -14,6 +14,15 @@ API = "/api/v1/webhooks"
 QUIET_URL = "http://127.0.0.1:9/hook"
 
 
+HTTP_METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def documented_operations(spec: dict) -> dict[tuple[str, str], dict]:
+    """{(METHOD, path): operation} of an OpenAPI document."""
+    return {(method.upper(), path): operation for path, item in spec["paths"].items()
+            for method, operation in item.items() if method in HTTP_METHODS}
+
+
 def create_subscription(client, tenant, **fields) -> dict:
     body = {"url": QUIET_URL, "event_types": ["invoice.*"], **fields}
     response = client.post(f"{API}/subscriptions", headers=tenant["headers"], json=body)

@@ -15,7 +15,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, tuple_
@@ -48,7 +48,7 @@ def decode_cursor(cursor: str, parse: Callable[[list], tuple]) -> tuple:
         if not isinstance(key, list):
             raise ValueError("not a list")
         return parse(key)
-    except (binascii.Error, UnicodeError, ValueError, TypeError):
+    except (binascii.Error, UnicodeError, ValueError, TypeError, OverflowError):
         raise InvalidInputError(
             "the cursor is not valid",
             {"cursor": ["not a cursor returned by this list; start again without one"]},
@@ -60,7 +60,7 @@ def _created_at_and_id(key: list) -> tuple[datetime, str]:
     moment = datetime.fromisoformat(created_at)
     if moment.tzinfo is None or not ID_PATTERN.match(row_id):
         raise ValueError("not a (created_at, id) key")
-    return moment, row_id
+    return moment.astimezone(UTC), row_id
 
 
 def newest_first(session: Session, statement: Select, model, limit: int,

@@ -52,6 +52,21 @@ class JsonObject(fields.Dict):
         return mapping
 
 
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 time, UTC when it has no offset, converted to UTC (PostgreSQL refuses
+    offsets beyond 15:59 that Python accepts)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("out of range") from None
+
+
 class StrictBoolean(fields.Boolean):
     """Only JSON true and false: not 1, "yes" or "true"."""
 
@@ -71,7 +86,7 @@ EVENT_TYPE_NAME = validate.Regexp(
 class PageQuerySchema(Schema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT,
                            validate=validate.Range(min=1, max=MAX_LIMIT))
-    cursor = Text(load_default=None, validate=validate.Length(max=1024),
+    cursor = Text(validate=validate.Length(min=1, max=1024),
                   metadata={"description": "next_cursor of the previous page"})
 
 
@@ -196,11 +211,8 @@ class RotateSecretSchema(Schema):
 class DeliveryQuerySchema(PageQuerySchema):
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
     event_type = Text(validate=[validate.Length(max=255), EVENT_TYPE_NAME])
-    since = fields.AwareDateTime(default_timezone=UTC,
-                                 metadata={"description": "created at or after (UTC if no "
-                                                          "offset)"})
-    until = fields.AwareDateTime(default_timezone=UTC,
-                                 metadata={"description": "created before"})
+    since = UtcDateTime(metadata={"description": "created at or after (UTC if no offset)"})
+    until = UtcDateTime(metadata={"description": "created before"})
 
     @validates_schema
     def _window(self, data, **kwargs):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, lazyload
 from ..errors import ConflictError, NotFoundError
 from ..ids import ID_PATTERN
 from ..models import OPEN_DELIVERY_STATUSES, Delivery, Subscription
-from ..pagination import Page, newest_first
+from ..pagination import DEFAULT_LIMIT, Page, newest_first
 from ..queue import deliver_message, send_after_commit
 
 logger = logging.getLogger(__name__)
@@ -34,10 +34,10 @@ def disable_open_deliveries(session: Session, subscription_id: str) -> int:
     ).rowcount
 
 
-def list_deliveries(session: Session, tenant_id: str, *, limit: int, cursor: str | None,
-                    status: str | None = None, event_type: str | None = None,
-                    subscription_id: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None) -> Page:
+def list_deliveries(session: Session, tenant_id: str, *, limit: int = DEFAULT_LIMIT,
+                    cursor: str | None = None, status: str | None = None,
+                    event_type: str | None = None, subscription_id: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None) -> Page:
     """Newest first; deliveries of deleted subscriptions included (their history)."""
     statement = (select(Delivery).where(Delivery.tenant_id == tenant_id)
                  .options(lazyload(Delivery.attempts)))

@@ -23,7 +23,7 @@ from ..catalogue import BUILTIN_EVENT_TYPES, EVENT_TYPE_PATTERN, is_operational
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..jsonvalues import json_size
 from ..models import EventType
-from ..pagination import Page, decode_cursor, encode_cursor
+from ..pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
 
 SCHEMA_MAX_BYTES = 65536
 _REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
@@ -56,8 +56,8 @@ def _name_key(key: list) -> tuple[str]:
     return (name,)
 
 
-def list_event_types(session: Session, tenant_id: str, *, limit: int,
-                     cursor: str | None) -> Page:
+def list_event_types(session: Session, tenant_id: str, *, limit: int = DEFAULT_LIMIT,
+                     cursor: str | None = None) -> Page:
     """Built-in and custom types together, by name (a catalogue reads best sorted)."""
     after = decode_cursor(cursor, _name_key)[0] if cursor else ""
     builtins = [_builtin(name) for name in BUILTIN_EVENT_TYPES if name > after]

@@ -21,7 +21,7 @@ from ..errors import InvalidInputError, NotFoundError
 from ..ids import ID_PATTERN, new_id
 from ..jsonvalues import json_size
 from ..models import EventType, Subscription
-from ..pagination import Page, newest_first
+from ..pagination import DEFAULT_LIMIT, Page, newest_first
 from ..secrets import SecretBox, new_signing_secret
 from ..targets import target_url_errors
 from .deliveries import disable_open_deliveries
@@ -124,8 +124,9 @@ def get_subscription(session: Session, tenant_id: str, subscription_id: str,
     return subscription
 
 
-def list_subscriptions(session: Session, tenant_id: str, *, limit: int, cursor: str | None,
-                       status: str | None = None, is_active: bool | None = None) -> Page:
+def list_subscriptions(session: Session, tenant_id: str, *, limit: int = DEFAULT_LIMIT,
+                       cursor: str | None = None, status: str | None = None,
+                       is_active: bool | None = None) -> Page:
     statement = select(Subscription).where(Subscription.tenant_id == tenant_id,
                                            Subscription.deleted_at.is_(None))
     if status is not None:

@@ -1,7 +1,8 @@
 """The Blueprint every API view module uses: authentication, strict JSON bodies, and the
 documentation of every status code an operation can answer.
 
-Request bodies are JSON only. A body sent with another content type answers 415, a body
+Unknown query parameters and body fields are refused (422). Request bodies are JSON
+only. A body sent with another content type answers 415, a body
 that is not JSON (or nests too deep to parse) answers 400, one over the size limit 413,
 and one that breaks the schema 422; an absent body counts as `{}`.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+import marshmallow as ma
 from flask_smorest import Blueprint, abort
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -23,6 +25,11 @@ BODY_ERRORS = (400, 413, 415)
 
 
 class JsonBodyParser(FlaskParser):
+    # Unknown query parameters are refused like unknown body fields: a typo in a filter
+    # name must not silently widen a list.
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+                                   "query": ma.RAISE}
+
     def _raw_load_json(self, req):
         body = req.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 here
         if not body:

@@ -19,7 +19,10 @@ class EventTypes(MethodView):
         """List the built-in and the tenant's own event types, by name."""
         return service.list_event_types(db.session, current_tenant_id(), **query)
 
-    @blp.arguments(EventTypeCreateSchema)
+    @blp.arguments(EventTypeCreateSchema, example={
+        "name": "acme.order.shipped", "description": "An order left the warehouse.",
+        "schema": {"type": "object", "required": ["order_id"],
+                   "properties": {"order_id": {"type": "string"}}}})
     @blp.response(201, EventTypeSchema)
     @blp.errors(409)
     def post(self, payload):

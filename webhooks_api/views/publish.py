@@ -14,7 +14,9 @@ blp = ApiBlueprint("publish", __name__, description="Publish events")
 
 @blp.route("/publish")
 class Publish(MethodView):
-    @blp.arguments(PublishSchema)
+    @blp.arguments(PublishSchema, example={
+        "event_type": "invoice.created", "data": {"invoice_id": "inv_42", "amount": 4200},
+        "metadata": {"source": "billing"}})
     @blp.arguments(PublishHeadersSchema, location="headers", as_kwargs=True)
     @blp.response(202, PublishResultSchema)
     def post(self, payload, idempotency_key=None):

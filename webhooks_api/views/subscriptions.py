@@ -31,7 +31,10 @@ class Subscriptions(MethodView):
         """List subscriptions, newest first (deleted ones are not listed)."""
         return service.list_subscriptions(db.session, current_tenant_id(), **query)
 
-    @blp.arguments(SubscriptionCreateSchema)
+    @blp.arguments(SubscriptionCreateSchema, example={
+        "url": "https://example.com/webhooks", "event_types": ["invoice.*", "payment.failed"],
+        "description": "Billing events", "timeout_seconds": 30,
+        "headers": {"X-Team": "billing"}, "metadata": {"owner": "billing"}})
     @blp.response(201, SubscriptionWithSecretSchema)
     def post(self, payload):
         """Create a subscription; the response carries its signing secret, once."""
@@ -48,7 +51,7 @@ class SubscriptionById(MethodView):
         """Read one subscription with its statistics."""
         return service.get_subscription(db.session, current_tenant_id(), subscription_id)
 
-    @blp.arguments(SubscriptionUpdateSchema)
+    @blp.arguments(SubscriptionUpdateSchema, example={"is_active": True})
     @blp.response(200, SubscriptionSchema)
     @blp.errors(404)
     def patch(self, changes, subscription_id):
@@ -66,7 +69,7 @@ class SubscriptionById(MethodView):
 
 @blp.route("/subscriptions/<string:subscription_id>/rotate-secret")
 class RotateSecret(MethodView):
-    @blp.arguments(RotateSecretSchema)
+    @blp.arguments(RotateSecretSchema, example={"grace_period_seconds": 86400})
     @blp.response(200, SubscriptionWithSecretSchema)
     @blp.errors(404)
     def post(self, payload, subscription_id):
