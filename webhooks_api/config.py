@@ -142,6 +142,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                     "WEBHOOKS_SWEEP_INTERVAL_SECONDS", 1),
         claim_margin_seconds=_int(get("WEBHOOKS_CLAIM_MARGIN_SECONDS") or "60",
                                   "WEBHOOKS_CLAIM_MARGIN_SECONDS", 1),
+        metadata_max_bytes=_int(get("WEBHOOKS_METADATA_MAX_BYTES") or "8192",
+                                "WEBHOOKS_METADATA_MAX_BYTES", 2),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
         flower_basic_auth=get("FLOWER_BASIC_AUTH"),
         log_format=(get("WEBHOOKS_LOG_FORMAT") or "text").lower(),

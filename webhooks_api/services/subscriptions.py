@@ -24,7 +24,7 @@ from ..models import EventType, Subscription
 from ..pagination import DEFAULT_LIMIT, Page, newest_first
 from ..secrets import SecretBox, new_signing_secret
 from ..targets import target_url_errors
-from .deliveries import disable_open_deliveries
+from .deliveries import disable_open_deliveries, list_deliveries
 
 RESERVED_HEADER_NAMES = frozenset({"content-type", "content-length", "host", "user-agent"})
 RESERVED_HEADER_PREFIXES = ("x-webhook-", "webhook-")
@@ -134,6 +134,14 @@ def list_subscriptions(session: Session, tenant_id: str, *, limit: int = DEFAULT
     if is_active is not None:
         statement = statement.where((Subscription.status == "active") == is_active)
     return newest_first(session, statement, Subscription, limit, cursor)
+
+
+def list_subscription_deliveries(session: Session, tenant_id: str, subscription_id: str,
+                                 **filters) -> Page:
+    """One live subscription's deliveries (filters as `list_deliveries`); a deleted one's
+    history is read through the tenant's delivery list instead."""
+    subscription = get_subscription(session, tenant_id, subscription_id)
+    return list_deliveries(session, tenant_id, subscription_id=subscription.id, **filters)
 
 
 def _set_active(session: Session, subscription: Subscription, is_active: bool) -> None:

@@ -16,7 +16,6 @@ from ..schemas import (
     SubscriptionUpdateSchema,
     SubscriptionWithSecretSchema,
 )
-from ..services import deliveries as delivery_service
 from ..services import subscriptions as service
 from .base import ApiBlueprint
 
@@ -87,8 +86,5 @@ class SubscriptionDeliveries(MethodView):
     @blp.errors(404)
     def get(self, subscription_id, **query):
         """List one subscription's deliveries, newest first."""
-        subscription = service.get_subscription(db.session, current_tenant_id(),
-                                                subscription_id)
-        return delivery_service.list_deliveries(
-            db.session, current_tenant_id(), subscription_id=subscription.id, **query
-        )
+        return service.list_subscription_deliveries(db.session, current_tenant_id(),
+                                                    subscription_id, **query)
