@@ -54,3 +54,26 @@ def test_readyz_is_503_naming_a_database_that_is_down(client, point_at_closed_po
     assert response.json["dependencies"]["database"]["status"] == "down"
     assert response.json["dependencies"]["broker"] == {"status": "up"}
     assert "hunter2" not in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def app_without_database(app, test_env):
+    """A second app whose DATABASE_URL names a closed port; the shared server keeps running."""
+    from webhooks_api import create_app
+    from webhooks_api.queue import celery_init_app
+
+    broken = create_app({**test_env,
+                         "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/x"})
+    yield broken
+    celery_init_app(app, app.config["WEBHOOKS_SETTINGS"])  # the shared Celery app back
+
+
+def test_api_answers_503_in_the_error_shape_when_the_database_is_down(app_without_database):
+    client = app_without_database.test_client()
+    response = client.get("/api/v1/webhooks/subscriptions",
+                          headers={"Authorization": "Bearer whk_anything"})
+    assert response.status_code == 503
+    assert response.json == {"code": 503, "status": "Service Unavailable",
+                             "message": "the database is unavailable; retry later"}
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").json["dependencies"]["database"]["status"] == "down"

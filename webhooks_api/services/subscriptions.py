@@ -162,6 +162,7 @@ def update_subscription(session: Session, settings: Settings, tenant_id: str,
     """Apply a PATCH: validated like a create, written in one transaction."""
     subscription = get_subscription(session, tenant_id, subscription_id, for_update=True)
     if errors := subscription_errors(session, settings, tenant_id, changes):
+        session.rollback()  # releases the row lock now, not at the end of the request
         raise InvalidInputError("the subscription is not valid", errors)
     renamed = {"metadata": "extra_metadata"}
     for field, value in changes.items():
