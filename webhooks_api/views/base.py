@@ -1,10 +1,10 @@
 """The Blueprint every API view module uses: authentication, strict JSON bodies, and the
 documentation of every status code an operation can answer.
 
-Unknown query parameters and body fields are refused (422). Request bodies are JSON
-only. A body sent with another content type answers 415, a body
-that is not JSON (or nests too deep to parse) answers 400, one over the size limit 413,
-and one that breaks the schema 422; an absent body counts as `{}`.
+Unknown query parameters and body fields are refused (422). Request bodies are JSON only:
+a body sent with another content type answers 415, a body that is not JSON (or nests too
+deep to parse) answers 400, one over the size limit 413, and one that breaks the schema
+422; an absent body counts as `{}`.
 """
 
 from __future__ import annotations
@@ -70,8 +70,10 @@ class ApiBlueprint(Blueprint):
         """flask-smorest's response, plus the errors every operation of this blueprint
         can answer."""
         document = super().response(status_code, schema, **kwargs)
-        common = self.errors(*AUTHENTICATED_ERRORS) if self.authenticated else None
-        return document if common is None else (lambda func: common(document(func)))
+        if not self.authenticated:
+            return document
+        common = self.errors(*AUTHENTICATED_ERRORS)
+        return lambda func: common(document(func))
 
     def arguments(self, schema, *, location="json", **kwargs):
         parse = super().arguments(schema, location=location, **kwargs)
