@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from tests.helpers import wait_for
 from tests.receiver import Receiver
@@ -83,10 +84,23 @@ def app(test_env):
 def _clean_tables(request):
     yield
     if "app" in request.fixturenames:
-        app = request.getfixturevalue("app")
-        with app.app_context():
-            db.session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
-            db.session.commit()
+        truncate_all(request.getfixturevalue("app"))
+
+
+def truncate_all(app, attempts: int = 5) -> None:
+    """Empty every table. The session's worker may still be fanning out a message of the
+    test that just ended; PostgreSQL then picks the TRUNCATE as a deadlock victim, and it
+    is simply run again."""
+    with app.app_context():
+        for attempt in range(attempts):
+            try:
+                db.session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+                db.session.commit()
+                return
+            except OperationalError as error:
+                db.session.rollback()
+                if attempt == attempts - 1 or "deadlock detected" not in str(error):
+                    raise
 
 
 @pytest.fixture
