@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from tests.api_support import API, assert_error, create_subscription, seed_deliveries
 from tests.helpers import wait_for
 from tests.receiver import Reply
-from webhooks_api.models import Delivery, Subscription
+from webhooks_api.models import Delivery, DeliveryAttempt, Subscription
 
 
 def test_list_filters_by_status_type_subscription_and_window(client, tenant, session):
@@ -63,6 +63,10 @@ def test_list_refuses_bad_filters_and_cursors(client, tenant, query, field):
 def test_one_delivery_with_its_attempts(client, tenant, session):
     subscription = create_subscription(client, tenant)
     (delivery_id,) = seed_deliveries(session, tenant["id"], subscription["id"], attempts=2)
+    session.execute(update(DeliveryAttempt).where(DeliveryAttempt.attempt_number == 2).values(
+        response_status=None, response_headers=None, response_body=None,
+        error_class="timeout", error_message="no complete response within 30 s"))
+    session.commit()
     response = client.get(f"{API}/deliveries/{delivery_id}", headers=tenant["headers"])
     assert response.status_code == 200
     body = response.json
@@ -76,6 +80,10 @@ def test_one_delivery_with_its_attempts(client, tenant, session):
     assert (first["response_status"], first["response_body"]) == (500, "oops")
     assert first["response_headers"] == {"Content-Type": "text/plain"}
     assert first["error"] is None
+    second = body["attempts"][1]
+    assert (second["response_status"], second["response_headers"]) == (None, None)
+    assert second["error"] == {"error_class": "timeout",
+                               "message": "no complete response within 30 s"}
 
 
 def test_unknown_or_malformed_delivery_ids_are_404(client, tenant):
