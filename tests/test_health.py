@@ -29,7 +29,7 @@ def test_healthz_answers_while_the_process_lives(client):
 def test_readyz_is_ready_when_database_and_broker_answer(client):
     response = client.get("/readyz")
     assert response.status_code == 200, response.json
-    assert response.json == {"status": "ready", "checks": {
+    assert response.json == {"status": "ready", "dependencies": {
         "database": {"status": "up"}, "broker": {"status": "up"}}}
 
 
@@ -40,9 +40,9 @@ def test_readyz_names_a_dead_broker(app, test_env, scheme):
         response = other.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json["status"] == "unavailable"
-    assert response.json["checks"]["database"] == {"status": "up"}
-    assert response.json["checks"]["broker"]["status"] == "down"
-    assert response.json["checks"]["broker"]["error"]
+    assert response.json["dependencies"]["database"] == {"status": "up"}
+    assert response.json["dependencies"]["broker"]["status"] == "down"
+    assert response.json["dependencies"]["broker"]["error"]
 
 
 def test_readyz_names_a_dead_database(app, test_env):
@@ -50,6 +50,6 @@ def test_readyz_names_a_dead_database(app, test_env):
     with private_app(app, test_env, DATABASE_URL=dead) as other:
         response = other.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.json["checks"]["database"]["status"] == "down"
-    assert "OperationalError" in response.json["checks"]["database"]["error"]
-    assert response.json["checks"]["broker"] == {"status": "up"}
+    assert response.json["dependencies"]["database"]["status"] == "down"
+    assert "OperationalError" in response.json["dependencies"]["database"]["error"]
+    assert response.json["dependencies"]["broker"] == {"status": "up"}

@@ -6,7 +6,6 @@ import os
 from collections.abc import Mapping
 
 from flask import Flask, send_from_directory
-from flask_smorest import Api
 from swagger_ui_bundle import swagger_ui_path
 
 from . import cli, errors, metrics
@@ -33,7 +32,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     migrate.init_app(app, db, directory=_migrations_dir())
     celery_init_app(app, settings)
 
-    api = Api(app)
+    api = errors.WebhooksApi(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A tenant API key"}
     )

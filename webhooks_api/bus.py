@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from .errors import DomainError
 from .extensions import db as flask_db
-from .models import EventType
-from .services.event_types import register_event_type
+from .services.event_types import EventTypeView, register_event_type
 from .services.publishing import record_event
 
 
@@ -57,10 +56,11 @@ class EventBus:
         return event_ids
 
     def register_event_type(self, name: str, description: str | None = None,
-                            schema: dict | None = None, *, tenant_id: str) -> EventType:
+                            schema: dict | None = None, *, tenant_id: str) -> EventTypeView:
         """Register a tenant's own event type, with an optional JSON Schema for its data."""
         with Session(flask_db.engine, expire_on_commit=False) as session:
-            return register_event_type(session, tenant_id, name, description, schema)
+            return register_event_type(session, tenant_id, name=name,
+                                       description=description, schema=schema)
 
     @staticmethod
     def _record_all(session: Session | scoped_session, events: Iterable[Mapping]) -> list[str]:

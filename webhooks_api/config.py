@@ -181,6 +181,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                   "WEBHOOKS_CLAIM_MARGIN_SECONDS", 1),
         worker_eta_task_limit=_int(get("WEBHOOKS_WORKER_ETA_TASK_LIMIT") or "10000",
                                    "WEBHOOKS_WORKER_ETA_TASK_LIMIT", 100),
+        metadata_max_bytes=_int(get("WEBHOOKS_METADATA_MAX_BYTES") or "8192",
+                                "WEBHOOKS_METADATA_MAX_BYTES", 2),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
         flower_basic_auth=get("FLOWER_BASIC_AUTH"),
         log_format=_choice(get("WEBHOOKS_LOG_FORMAT") or "text", "WEBHOOKS_LOG_FORMAT",

@@ -230,3 +230,10 @@ class DeliveryAttempt(db.Model):
     response_body: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def error(self) -> dict | None:
+        """Why no usable response arrived (timeout, connection error...), or None."""
+        if self.error_class is None and self.error_message is None:
+            return None
+        return {"error_class": self.error_class, "message": self.error_message}

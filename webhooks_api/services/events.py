@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import jsonschema
+from referencing.exceptions import Unresolvable
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from ..catalogue import BUILTIN_EVENT_TYPES
+from ..catalogue import BUILTIN_EVENT_TYPES, EVENT_TYPE_PATTERN
 from ..config import Settings
 from ..errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from ..ids import EVENT_ID_PATTERN, new_id
+from ..jsonvalues import json_value_error
 from ..models import Event, EventType
 
 
@@ -42,11 +44,15 @@ def validate_event(session: Session, tenant_id: str, event_type: str, data, meta
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidInputError("metadata must be a JSON object",
                                 {"metadata": ["must be a JSON object"]})
+    for field, value in (("data", data), ("metadata", metadata)):
+        if error := json_value_error(value):
+            raise InvalidInputError(f"{field} cannot be stored", {field: [error]})
     if not isinstance(event_type, str):
         raise InvalidInputError("unknown event type", {"event_type": ["must be a string"]})
     if event_type in BUILTIN_EVENT_TYPES:
         return
-    custom = custom_event_type(session, tenant_id, event_type)
+    custom = (custom_event_type(session, tenant_id, event_type)
+              if EVENT_TYPE_PATTERN.match(event_type) else None)
     if custom is None:
         raise InvalidInputError(f"unknown event type {event_type!r}",
                                 {"event_type": [f"unknown event type {event_type!r}"]})
@@ -58,6 +64,11 @@ def validate_event(session: Session, tenant_id: str, event_type: str, data, meta
             raise InvalidInputError(
                 f"data does not match the schema of {event_type}",
                 {"data": [f"{where}: {error.message}"]},
+            ) from None
+        except Unresolvable as error:  # registration refuses these; a stored one says so
+            raise InvalidInputError(
+                f"the schema of {event_type} has a reference that points nowhere",
+                {"event_type": [f"unresolvable reference in its schema: {error}"]},
             ) from None
 
 

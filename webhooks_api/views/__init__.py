@@ -1,19 +1,16 @@
-"""REST views, one module per resource; all under /api/v1/webhooks and authenticated."""
+"""REST views, one module per resource; all under /api/v1/webhooks and authenticated,
+except the health probes at the root."""
 
 from flask import Flask
 from flask_smorest import Api
-
-from ..auth import authenticate
 
 API_PREFIX = "/api/v1/webhooks"
 
 
 def register_views(app: Flask, api: Api) -> None:
-    from . import health, metrics, publish, subscriptions
+    from . import deliveries, event_types, health, metrics, publish, subscriptions
 
-    for blueprint in (subscriptions.blp, publish.blp):
+    for blueprint in (subscriptions.blp, deliveries.blp, event_types.blp, publish.blp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
-        # On the app, not the module-level blueprint: create_app may run more than once.
-        app.before_request_funcs.setdefault(blueprint.name, []).append(authenticate)
-    app.register_blueprint(health.bp)
+    api.register_blueprint(health.blp)
     app.register_blueprint(metrics.bp)

@@ -1,25 +1,40 @@
-"""Process health for load balancers and orchestrators: liveness and readiness."""
+"""Health for load balancers and orchestrators; no authentication."""
 
-from flask import Blueprint
+from flask.views import MethodView
 
 from ..app import current_settings
-from ..extensions import db
-from ..readiness import readiness
+from ..schemas import HealthSchema, ReadinessSchema
+from ..services.health import readiness
+from .base import ApiBlueprint
 
-bp = Blueprint("health", __name__)
-
-
-@bp.get("/healthz")
-def healthz():
-    """The process is up and serving requests."""
-    return {"status": "ok"}
+blp = ApiBlueprint("health", __name__, authenticated=False,
+                   description="Process health and readiness")
 
 
-@bp.get("/readyz")
-def readyz():
-    """PostgreSQL and the broker answer: 200; otherwise 503 naming what is down."""
-    checks = readiness(db.session, current_settings())
-    ready = all(check.up for check in checks)
-    body = {"status": "ready" if ready else "unavailable",
-            "checks": {check.name: check.as_json() for check in checks}}
-    return body, 200 if ready else 503
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.doc(security=[])
+    @blp.response(200, HealthSchema)
+    def get(self):
+        """The process is up and serving requests."""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Readiness(MethodView):
+    @blp.doc(security=[])
+    @blp.response(200, ReadinessSchema)
+    @blp.alt_response(503, schema=ReadinessSchema, description="A dependency is down")
+    def get(self):
+        """PostgreSQL and the broker answer; 503 naming the one that does not."""
+        states = readiness(current_settings())
+        ready = all(state.up for state in states)
+        body = {
+            "status": "ready" if ready else "unavailable",
+            "dependencies": {
+                state.name: {"status": "up"} if state.up
+                else {"status": "down", "error": state.error}
+                for state in states
+            },
+        }
+        return body, 200 if ready else 503

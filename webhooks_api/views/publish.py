@@ -1,24 +1,29 @@
 """Publishing an event over HTTP."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..app import current_settings
 from ..auth import current_tenant_id
 from ..extensions import db
 from ..schemas import PublishHeadersSchema, PublishResultSchema, PublishSchema
 from ..services.publishing import publish_event
+from .base import ApiBlueprint
 
-blp = Blueprint("publish", __name__, description="Publish events")
+blp = ApiBlueprint("publish", __name__, description="Publish events")
 
 
 @blp.route("/publish")
 class Publish(MethodView):
-    @blp.arguments(PublishSchema)
+    @blp.arguments(PublishSchema, example={
+        "event_type": "invoice.created", "data": {"invoice_id": "inv_42", "amount": 4200},
+        "metadata": {"source": "billing"}})
     @blp.arguments(PublishHeadersSchema, location="headers", as_kwargs=True)
     @blp.response(202, PublishResultSchema)
     def post(self, payload, idempotency_key=None):
-        """Publish an event: stored first, then fanned out to matching subscriptions."""
+        """Publish an event: stored first, then fanned out to matching subscriptions.
+
+        A repeat with the same Idempotency-Key stores nothing new and answers the same
+        event id."""
         stored = publish_event(
             db.session, current_settings(), current_tenant_id(), payload["event_type"],
             payload["data"], payload.get("metadata"), event_id=idempotency_key,

@@ -1,0 +1,98 @@
+"""Deliveries as a tenant sees them: lists, one delivery with its attempts, manual re-send.
+
+A manual re-send (DESIGN.md) is one immediate attempt with trigger `manual`, on a delivery
+in any state: the row is reopened with `manual_pending` set, which makes any automatic
+message still queued for it claim nothing, and the deliver message is sent after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, lazyload
+
+from ..errors import ConflictError, NotFoundError
+from ..ids import ID_PATTERN
+from ..models import OPEN_DELIVERY_STATUSES, Delivery, Subscription
+from ..pagination import DEFAULT_LIMIT, Page, newest_first
+from ..queue import deliver_message, send_after_commit
+
+logger = logging.getLogger(__name__)
+
+
+def disable_open_deliveries(session: Session, subscription_id: str) -> int:
+    """Turn the subscription's undelivered deliveries into `disabled` (caller commits);
+    a queued message for one of them then claims nothing."""
+    return session.execute(
+        update(Delivery)
+        .where(Delivery.subscription_id == subscription_id,
+               Delivery.status.in_(OPEN_DELIVERY_STATUSES))
+        .values(status="disabled", next_retry_at=None, manual_pending=False,
+                completed_at=func.now())
+    ).rowcount
+
+
+def list_deliveries(session: Session, tenant_id: str, *, limit: int = DEFAULT_LIMIT,
+                    cursor: str | None = None, status: str | None = None,
+                    event_type: str | None = None, subscription_id: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None) -> Page:
+    """Newest first; deliveries of deleted subscriptions included (their history)."""
+    statement = (select(Delivery).where(Delivery.tenant_id == tenant_id)
+                 .options(lazyload(Delivery.attempts)))
+    if status is not None:
+        statement = statement.where(Delivery.status == status)
+    if event_type is not None:
+        statement = statement.where(Delivery.event_type == event_type)
+    if subscription_id is not None:
+        statement = statement.where(Delivery.subscription_id == subscription_id)
+    if since is not None:
+        statement = statement.where(Delivery.created_at >= since)
+    if until is not None:
+        statement = statement.where(Delivery.created_at < until)
+    return newest_first(session, statement, Delivery, limit, cursor)
+
+
+def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
+    delivery = None
+    if ID_PATTERN.match(delivery_id):
+        delivery = session.scalar(
+            select(Delivery).where(Delivery.id == delivery_id, Delivery.tenant_id == tenant_id)
+        )
+    if delivery is None:
+        raise NotFoundError(f"delivery {delivery_id} not found")
+    return delivery
+
+
+def retry_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
+    """Queue one manual attempt now; 409 when its subscription cannot receive."""
+    delivery = get_delivery(session, tenant_id, delivery_id)
+    # Shared lock: a concurrent pause or delete waits, then disables this re-send too.
+    subscription = session.get(Subscription, delivery.subscription_id,
+                               with_for_update={"read": True})
+    if subscription.deleted_at is not None:
+        raise ConflictError(f"subscription {subscription.id} was deleted; "
+                            "its deliveries cannot be sent again")
+    if subscription.status != "active":
+        raise ConflictError(
+            f"subscription {subscription.id} is {subscription.status}; re-activate it "
+            "(PATCH is_active: true) before re-sending its deliveries")
+    attempt_count = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id,
+               or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < func.now()))
+        .values(status="pending", manual_pending=True, next_retry_at=func.now(),
+                claimed_until=None, completed_at=None)
+        .returning(Delivery.attempt_count)
+    ).scalar_one_or_none()
+    if attempt_count is None:
+        session.rollback()
+        raise ConflictError(f"an attempt of delivery {delivery.id} is in progress; "
+                            "retry when it has finished")
+    send_after_commit(session, [deliver_message(delivery.id, attempt_count + 1, "manual")])
+    session.commit()
+    logger.info("delivery %s: manual attempt %s queued for tenant %s", delivery.id,
+                attempt_count + 1, tenant_id)
+    session.refresh(delivery)
+    return delivery
