@@ -31,7 +31,7 @@ class IsolatedWorker:
     def __init__(self, test_env: dict[str, str], extra_env: dict[str, str] | None = None):
         self.prefix = f"{test_env['WEBHOOKS_BROKER_KEY_PREFIX']}iso-{uuid.uuid4().hex[:6]}:"
         self.env = {**test_env, **(extra_env or {}), "WEBHOOKS_BROKER_KEY_PREFIX": self.prefix}
-        self.log_path = VAR / f"test-worker-{self.prefix.replace(':', '-')}log"
+        self.log_path = VAR / f"test-worker-{self.prefix.strip(':').replace(':', '-')}.log"
         self.process: subprocess.Popen | None = None
         self.producer = Celery("isolated-producer", set_as_current=False)
         self.producer.config_from_object("celeryconfig")
@@ -48,11 +48,13 @@ class IsolatedWorker:
         assert self.process.poll() is None, self.log_text()
         return self
 
-    def stop(self) -> None:
+    def stop(self, keep_log: bool = False) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
         self.producer.close()
+        if not keep_log:
+            self.log_path.unlink(missing_ok=True)
 
     def publish(self, event_type: str, data: dict, tenant_id: str, **kwargs) -> None:
         """The message of `publish.delay(event_type, data, tenant_id, **kwargs)`."""
@@ -95,8 +97,11 @@ class IsolatedWorker:
 @contextmanager
 def isolated_worker(test_env: dict[str, str],
                     extra_env: dict[str, str] | None = None) -> Iterator[IsolatedWorker]:
+    """The log is kept in var/ when the block fails, for the post-mortem."""
     worker = IsolatedWorker(test_env, extra_env).start()
     try:
         yield worker
-    finally:
-        worker.stop()
+    except BaseException:
+        worker.stop(keep_log=True)
+        raise
+    worker.stop()
