@@ -9,6 +9,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from flask import Flask, jsonify
+from werkzeug.exceptions import RequestEntityTooLarge
 
 
 class DomainError(Exception):
@@ -56,3 +57,10 @@ def register(app: Flask) -> None:
     def handle_domain_error(error: DomainError):
         return jsonify(error_body(error.http_status, error.message, error.errors)), \
             error.http_status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_request_too_large(error: RequestEntityTooLarge):
+        """Werkzeug's own 413 (body over MAX_CONTENT_LENGTH) says nothing of the limit."""
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        message = f"the request body is larger than the limit of {limit} bytes"
+        return jsonify(error_body(413, message)), 413
