@@ -200,6 +200,19 @@ def test_client_refuses_forbidden_host_before_connecting(monkeypatch, host):
     assert guard.refused == []
 
 
+@pytest.mark.parametrize("name", ["internal.example.test", "metadata.example.test",
+                                  "v6-internal.example.test", "mixed.example.test"])
+def test_client_refuses_a_name_with_any_forbidden_address(monkeypatch, name):
+    """requests-hardened alone judges only the first address; `mixed` lists a public one
+    first and would pass there."""
+    resolver = ControlledResolver(RESOLVED_NAMES).install(monkeypatch)
+    guard = ConnectionGuard().install(monkeypatch)
+    result = http.post(http.delivery_session(allow_private_targets=False),
+                       f"https://{name}/hook", b"{}", {}, timeout_seconds=5)
+    assert (result.error_class, result.status_code) == ("forbidden_address", None)
+    assert resolver.lookups == [name] and guard.refused == []
+
+
 def test_dns_rebinding_is_refused(app, client, tenant, receiver, session, refuse_private,
                                   monkeypatch):
     """Public when the subscription is created, 127.0.0.1 when the delivery is sent: the
