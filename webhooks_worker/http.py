@@ -14,7 +14,7 @@ A per-read timeout does not bound a receiver that drips a byte a second, so ever
 runs under a `_Deadline`: a timer that shuts the connection's socket down when the
 subscription's `timeout_seconds` have passed, wherever the request is (headers or body).
 Redirects are never followed, proxies from the environment are ignored, TLS is verified
-(against WEBHOOKS_CA_BUNDLE when set), and the host is resolved once per connection by
+(against WEBHOOKS_CA_BUNDLE when set), and the host is resolved once per request by
 `_PinnedAddressAdapter`: with private targets refused every address is judged by the same
 rule as at create time (webhooks_api.targets), and the connection goes to the address that
 was checked, so DNS rebinding cannot swap it.
@@ -124,7 +124,7 @@ class _HTTPSPool(HTTPSConnectionPool):
 
 
 class _PinnedAddressAdapter(HTTPAdapter):
-    """Resolves the host once per connection, judges it, and connects to that address.
+    """Resolves the host once per request, judges it, and connects to that address.
 
     requests-hardened's IPFilterAdapter pins the same way, but judges only the first
     address getaddrinfo returns, with a predicate of its own that lets through addresses
