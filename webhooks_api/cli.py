@@ -1,4 +1,4 @@
-"""`flask --app webhooks_api ...` commands: tenants and API keys.
+"""`flask --app webhooks_api ...` commands: tenants, API keys and the encryption key.
 
 Errors go to stderr with a non-zero exit; `api-keys create` prints the key alone on the
 last line of stdout, since it is never shown again.
@@ -7,16 +7,18 @@ last line of stdout, since it is never shown again.
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from . import cli_ops
 from .errors import DomainError
 from .extensions import db
 from .services import tenants as service
+from .services.secret_keys import reencrypt_secrets
 
 tenants_cli = AppGroup("tenants", help="Manage tenants.")
 api_keys_cli = AppGroup("api-keys", help="Manage tenants' API keys.")
+secrets_cli = AppGroup("secrets", help="Manage the encryption of signing secrets.")
 
 
 def _fail(error: DomainError) -> None:
@@ -74,7 +76,24 @@ def revoke_api_key(key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+@secrets_cli.command("reencrypt")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Subscriptions re-encrypted per committed transaction.")
+def reencrypt(batch_size: int) -> None:
+    """Re-encrypt every signing secret with the first WEBHOOKS_ENCRYPTION_KEY.
+
+    Key rotation: set WEBHOOKS_ENCRYPTION_KEY=NEW,OLD everywhere, run this, then remove OLD.
+    """
+    try:
+        rewritten = reencrypt_secrets(db.session, current_app.config["WEBHOOKS_SETTINGS"],
+                                      batch_size)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"re-encrypted the secrets of {rewritten} subscriptions with the first key")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(tenants_cli)
     app.cli.add_command(api_keys_cli)
     cli_ops.register(app)
+    app.cli.add_command(secrets_cli)

@@ -101,6 +101,8 @@ class Settings:
     # PROMETHEUS_MULTIPROC_DIR: prometheus_client reads it too, from the process
     # environment, when it is imported (webhooks_api.metrics).
     metrics_dir: str | None = None
+    # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
+    debug: bool = False
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -194,21 +196,50 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                  "WEBHOOKS_WORKER_METRICS_PORT", 1)
         if get("WEBHOOKS_WORKER_METRICS_PORT") else None,
         metrics_dir=get("PROMETHEUS_MULTIPROC_DIR"),
+        debug=_bool(get("FLASK_DEBUG") or "false", "FLASK_DEBUG"),
     )
+    _check_encryption_keys(settings.encryption_keys)
+    if settings.ca_bundle and not os.path.exists(settings.ca_bundle):
+        raise ConfigError(f"WEBHOOKS_CA_BUNDLE names {settings.ca_bundle!r}, which does not exist")
     if production:
         check_production(settings)
     return settings
 
 
+def _check_encryption_keys(keys: tuple[str, ...]) -> None:
+    """A bad key must stop the start-up, not the first subscription that needs it."""
+    from cryptography.fernet import Fernet
+
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError(
+                f"WEBHOOKS_ENCRYPTION_KEY: key {position} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes; make one with `python -c 'from cryptography.fernet "
+                "import Fernet; print(Fernet.generate_key().decode())'`)"
+            ) from None
+
+
+def production_errors(settings: Settings) -> list[str]:
+    """Every unsafe setting of a production deployment, each named."""
+    errors = []
+    if not settings.database_url:
+        errors.append("DATABASE_URL must be set in production")
+    if not settings.broker_url:
+        errors.append("CELERY_BROKER_URL must be set in production")
+    if DEVELOPMENT_ENCRYPTION_KEY in settings.encryption_keys:
+        errors.append("WEBHOOKS_ENCRYPTION_KEY must be set to a key of your own in production")
+    if settings.debug:
+        errors.append("FLASK_DEBUG must be off in production (the debugger runs arbitrary code)")
+    if not settings.require_https:
+        errors.append("WEBHOOKS_REQUIRE_HTTPS must stay on in production")
+    if settings.allow_private_targets:
+        errors.append("WEBHOOKS_ALLOW_PRIVATE_TARGETS must stay off in production")
+    return errors
+
+
 def check_production(settings: Settings) -> None:
     """Refuse to run production with a setting that would lose data or leak secrets."""
-    if not settings.database_url:
-        raise ConfigError("DATABASE_URL must be set in production")
-    if not settings.broker_url:
-        raise ConfigError("CELERY_BROKER_URL must be set in production")
-    if DEVELOPMENT_ENCRYPTION_KEY in settings.encryption_keys:
-        raise ConfigError("WEBHOOKS_ENCRYPTION_KEY must be set to a key of your own in production")
-    if not settings.require_https:
-        raise ConfigError("WEBHOOKS_REQUIRE_HTTPS must stay on in production")
-    if settings.allow_private_targets:
-        raise ConfigError("WEBHOOKS_ALLOW_PRIVATE_TARGETS must stay off in production")
+    if errors := production_errors(settings):
+        raise ConfigError("unsafe production settings: " + "; ".join(errors))

@@ -15,6 +15,7 @@ import marshmallow as ma
 from flask import Flask, jsonify
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +123,9 @@ def register(app: Flask) -> None:
         """PostgreSQL is down or unreachable: a 503 the client may retry, not a 500."""
         logger.error("database unavailable: %s", type(error.orig).__name__, exc_info=True)
         return jsonify(error_body(503, "the database is unavailable; retry later")), 503
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_request_too_large(error: RequestEntityTooLarge):
+        """Werkzeug's own 413 (body over MAX_CONTENT_LENGTH) says nothing of the limit."""
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        message = f"the request body is larger than the limit of {limit} bytes"
+        return jsonify(error_body(413, message)), 413

@@ -2,8 +2,9 @@
 
 Signing secrets must be recoverable to sign, so they are encrypted with Fernet
 (`WEBHOOKS_ENCRYPTION_KEY`, several comma-separated keys allowed: the first encrypts, all
-decrypt, so the key can be rotated). API keys only need checking, so only their SHA-256 is
-kept.
+decrypt). Rotating the key: put the new key first (`new,old`), deploy, run
+`flask --app webhooks_api secrets reencrypt` (every ciphertext re-encrypted with the new
+key), then drop the old key. API keys only need checking, so only their SHA-256 is kept.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class SecretBox:
 
     def decrypt(self, ciphertext: str) -> str:
         return self._fernet.decrypt(ciphertext.encode("ascii")).decode("utf-8")
+
+    def reencrypt(self, ciphertext: str) -> str:
+        """The same secret encrypted with the first key (MultiFernet.rotate)."""
+        return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
 
 
 def new_api_key() -> str:

@@ -1,7 +1,12 @@
 """Which webhook target URLs are allowed: scheme, the HTTPS rule and the SSRF rule.
 
-Checked when a subscription is created or changed; the worker's HTTP client checks the
-resolved address again at send time and connects to exactly that address.
+One predicate, `is_forbidden_address`, and one resolution rule, `checked_addresses`, serve
+both places a target is judged: here when a subscription is created or changed, and in the
+worker's HTTP client (webhooks_worker.http) at send time, which then connects to exactly
+the address it checked, so a name that resolves elsewhere later (DNS rebinding) changes
+nothing. Spellings such as `2130706433`, `0177.0.0.1`, `0x7f.0.0.1` or `[::ffff:127.0.0.1]`
+need no special case: the system resolver turns them into the address they mean, and that
+address is what is judged.
 """
 
 from __future__ import annotations
@@ -16,25 +21,56 @@ from .config import Settings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class ForbiddenAddressError(Exception):
+    """The target is or resolves to an address the SSRF rule refuses."""
+
+    def __init__(self, host: str, address: Address):
+        super().__init__(f"host {host!r} resolves to a forbidden address")
+        self.host = host
+        self.address = address
+
 
 def is_forbidden_address(address: Address) -> bool:
-    """Loopback, private, link-local, multicast, reserved, CGNAT and the like."""
+    """Loopback, private, link-local, site-local, multicast, reserved, CGNAT and the like.
+
+    An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is judged as the IPv4 address it carries;
+    everything Python does not call global is refused, plus requests-hardened's extra
+    ranges (CGNAT 100.64/10, NAT64, 6to4, ...).
+    """
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return (
-        address.is_private
+        not address.is_global
+        or address.is_private
         or address.is_loopback
         or address.is_link_local
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
         or any(address in network for network in EXTRA_BLOCKED_NET_RANGES)
     )
 
 
 def resolve(host: str, port: int) -> list[Address]:
+    """Every address `host` resolves to (IP literals in any spelling resolve to themselves)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+
+
+def checked_addresses(host: str, port: int, refuse_private: bool) -> list[Address]:
+    """Resolve `host` once; with `refuse_private`, raise ForbiddenAddressError when ANY of
+    its addresses is forbidden (a name with one private record is refused outright, whatever
+    order the resolver returns). Raises OSError when the name does not resolve."""
+    addresses = resolve(host, port)
+    if refuse_private:
+        for address in addresses:
+            if is_forbidden_address(address):
+                raise ForbiddenAddressError(host, address)
+    return addresses
 
 
 def target_url_errors(url: str, settings: Settings) -> list[str]:
@@ -44,7 +80,7 @@ def target_url_errors(url: str, settings: Settings) -> list[str]:
         port = parts.port
     except ValueError as error:
         return [f"not a valid URL: {error}"]
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme not in DEFAULT_PORTS:
         return ["URL scheme must be http or https"]
     if not parts.hostname:
         return ["URL must include a host"]
@@ -55,9 +91,10 @@ def target_url_errors(url: str, settings: Settings) -> list[str]:
     if settings.allow_private_targets:
         return []
     try:
-        addresses = resolve(parts.hostname, port or (443 if parts.scheme == "https" else 80))
+        checked_addresses(parts.hostname, port or DEFAULT_PORTS[parts.scheme],
+                          refuse_private=True)
+    except ForbiddenAddressError:
+        return [f"host {parts.hostname!r} is or resolves to a private or reserved address"]
     except (OSError, UnicodeError):
         return [f"host {parts.hostname!r} does not resolve"]
-    if any(is_forbidden_address(address) for address in addresses):
-        return [f"host {parts.hostname!r} is or resolves to a private or reserved address"]
     return []

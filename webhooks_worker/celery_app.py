@@ -3,10 +3,15 @@
 from celery.signals import worker_process_init
 
 from webhooks_api import create_app
+from webhooks_api.config import ConfigError
 from webhooks_api.extensions import celery as celery_app
 from webhooks_api.extensions import db
 
-flask_app = create_app()
+try:
+    flask_app = create_app()
+except ConfigError as error:
+    # An operator's mistake, not a crash: one line naming the setting, then exit 1.
+    raise SystemExit(f"webhooks worker: refusing to start: {error}") from None
 
 from . import maintenance, observability, tasks  # noqa: E402,F401  (tasks, signals)
 

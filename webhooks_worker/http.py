@@ -13,14 +13,17 @@ Exceptions are turned into one `HttpResult` here, in one place (httpx's split):
 A per-read timeout does not bound a receiver that drips a byte a second, so every attempt
 runs under a `_Deadline`: a timer that shuts the connection's socket down when the
 subscription's `timeout_seconds` have passed, wherever the request is (headers or body).
-Redirects are never followed, proxies from the environment are ignored, TLS is verified,
-and with private targets refused the connection goes to the address that was checked
-(requests-hardened pins it, so DNS rebinding cannot swap it).
+Redirects are never followed, proxies from the environment are ignored, TLS is verified
+(against WEBHOOKS_CA_BUNDLE when set), and the host is resolved once per request by
+`_PinnedAddressAdapter`: with private targets refused every address is judged by the same
+rule as at create time (webhooks_api.targets), and the connection goes to the address that
+was checked, so DNS rebinding cannot swap it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -32,12 +35,16 @@ from importlib.metadata import PackageNotFoundError, version
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from requests_hardened import Config, HTTPSession
-from requests_hardened.ip_filter import InvalidIPAddress
-from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError
+from urllib3.util.connection import HAS_IPV6
+
+from webhooks_api.targets import DEFAULT_PORTS, ForbiddenAddressError, checked_addresses
+
+logger = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 64 * 1024
 STORED_RESPONSE_BYTES = 4 * 1024
@@ -148,27 +155,54 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
-class _DeadlinePools:
-    """Adapter mixin: pools whose connections honour the attempt deadline."""
+class _PinnedAddressAdapter(HTTPAdapter):
+    """Resolves the host once per request, judges it, and connects to that address.
+
+    requests-hardened's IPFilterAdapter pins the same way, but judges only the first
+    address getaddrinfo returns, with a predicate of its own that lets through addresses
+    ours refuses (site-local fec0::/10, IPv4-compatible ::a.b.c.d, IPv4-translated
+    ::ffff:0:a.b.c.d). This adapter applies the create-time rule (`checked_addresses`, any
+    forbidden address refuses the target) and keeps requests-hardened's technique: the
+    pool connects to the checked IP while the Host header, SNI and the certificate's
+    expected name stay the URL's host. It pins with private targets allowed too, so one
+    code path serves every configuration.
+    Pools are keyed by the pinned IP, so a kept-alive connection is reused only for a host
+    that resolved to the same checked address again.
+    """
+
+    def __init__(self, refuse_private: bool):
+        super().__init__()
+        self._refuse_private = refuse_private
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
+        # Pools whose connections honour the attempt's wall-clock deadline.
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
-
-class _Adapter(_DeadlinePools, HTTPAdapter):
-    pass
-
-
-class _FilteringAdapter(_DeadlinePools, IPFilterAdapter):
-    pass
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert)
+        host, port, scheme = host_params["host"], host_params["port"], host_params["scheme"]
+        addresses = checked_addresses(host, port or DEFAULT_PORTS[scheme],
+                                      self._refuse_private)
+        # Without IPv6 on this machine an IPv6 address cannot be connected to.
+        address = next((a for a in addresses if a.version == 4 or HAS_IPV6), addresses[0])
+        # Copied: requests may share one headers mapping between requests.
+        request.headers = CaseInsensitiveDict(request.headers or {})
+        host_header = f"[{host}]" if ":" in host else host
+        request.headers["Host"] = host_header if port is None else f"{host_header}:{port}"
+        if scheme == "https":
+            pool_kwargs["assert_hostname"] = host
+            pool_kwargs["server_hostname"] = host
+        host_params["host"] = f"[{address}]" if address.version == 6 else str(address)
+        return host_params, pool_kwargs
 
 
 @cache
 def delivery_session(allow_private_targets: bool) -> requests.Session:
     """One pooled session per worker process (keep-alive to each receiver)."""
     config = Config(
-        ip_filter_enable=not allow_private_targets,
+        ip_filter_enable=False,  # _PinnedAddressAdapter filters, with our rule
         ip_filter_allow_loopback_ips=False,
         never_redirect=True,
         default_timeout=(30, 30),
@@ -176,12 +210,9 @@ def delivery_session(allow_private_targets: bool) -> requests.Session:
     )
     session = HTTPSession(config)
     session.trust_env = False  # no proxies or .netrc from the environment
-    if allow_private_targets:
-        session.mount("http://", _Adapter())
-        session.mount("https://", _Adapter())
-    else:
-        session.mount("http://", _FilteringAdapter(is_https_proto=False))
-        session.mount("https://", _FilteringAdapter(is_https_proto=True))
+    adapter = _PinnedAddressAdapter(refuse_private=not allow_private_targets)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
@@ -225,8 +256,9 @@ def _storable(text: str) -> str:
 def _classify(error: Exception, deadline: _Deadline, timeout_seconds: float) -> tuple[str, str]:
     if deadline.expired or isinstance(error, requests.Timeout):
         return "timeout", f"no complete response within {timeout_seconds:g} s"
-    if isinstance(error, InvalidIPAddress):
-        return "forbidden_address", f"target resolves to a forbidden address ({error})"
+    if isinstance(error, ForbiddenAddressError):
+        logger.warning("refused %s: it resolves to %s", error.host, error.address)
+        return "forbidden_address", str(error)
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, NameResolutionError | socket.gaierror):

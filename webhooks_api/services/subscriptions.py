@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ..catalogue import BUILTIN_EVENT_TYPES, is_filter_pattern
 from ..config import Settings
 from ..errors import InvalidInputError, NotFoundError
+from ..header_rules import header_limit_errors
 from ..ids import ID_PATTERN, new_id
 from ..jsonvalues import json_size
 from ..models import EventType, Subscription
@@ -36,7 +37,7 @@ def header_errors(headers: dict[str, str]) -> list[str]:
         for name in headers
         if name.lower() in RESERVED_HEADER_NAMES
         or name.lower().startswith(RESERVED_HEADER_PREFIXES)
-    ]
+    ] + header_limit_errors(headers)
 
 
 def event_type_errors(session: Session, tenant_id: str, event_types: list[str]) -> list[str]:

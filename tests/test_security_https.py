@@ -1,0 +1,121 @@
+"""HTTPS: with WEBHOOKS_REQUIRE_HTTPS on, http:// targets are refused; certificates are
+always verified, against WEBHOOKS_CA_BUNDLE when it is set."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
+
+from tests.helpers import wait_for
+from tests.isolated_worker import isolated_worker
+from tests.receiver import Receiver
+from tests.security_support import override_settings
+from webhooks_api.models import Delivery, DeliveryAttempt
+
+SUBSCRIPTIONS = "/api/v1/webhooks/subscriptions"
+
+
+@pytest.mark.parametrize("url, status", [
+    ("http://127.0.0.1:9/hook", 422), ("HTTP://127.0.0.1:9/hook", 422),
+    ("https://127.0.0.1:9/hook", 201),
+])
+def test_require_https_refuses_http_urls(app, client, tenant, url, status):
+    with override_settings(app, require_https=True):
+        response = client.post(SUBSCRIPTIONS, headers=tenant["headers"], json={
+            "url": url, "event_types": ["invoice.created"]})
+    assert response.status_code == status, response.json
+    if status == 422:
+        assert response.json["errors"]["url"] == [
+            "URL must use https (WEBHOOKS_REQUIRE_HTTPS is on)"]
+
+
+def _self_signed_certificate(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and localhost signed by its own key, made now."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")), x509.DNSName("localhost"),
+        ]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "receiver.pem", directory / "receiver.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """The test receiver behind TLS with a self-signed certificate; a client that does not
+    trust it fails the handshake and its request never reaches the receiver."""
+    cert_path, key_path = _self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    receiver = Receiver()
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    receiver.start()
+    receiver.cert_path = cert_path
+    yield receiver
+    receiver.stop()
+
+
+def test_certificate_is_verified_and_ca_bundle_trusted(client, tenant, tls_receiver, worker,
+                                                       session, test_env):
+    port = tls_receiver.server.server_address[1]
+    created = [
+        client.post(SUBSCRIPTIONS, headers=tenant["headers"], json={
+            "url": url, "event_types": ["invoice.created"]})
+        for url in (f"https://127.0.0.1:{port}/hook", f"https://localhost:{port}/hook")
+    ]
+    assert [c.status_code for c in created] == [201, 201]
+
+    # The shared worker has no CA bundle: the self-signed certificate is refused.
+    published = client.post("/api/v1/webhooks/publish", headers=tenant["headers"],
+                            json={"event_type": "invoice.created", "data": {"n": 1}})
+    assert published.status_code == 202
+
+    def first_attempts():
+        session.expire_all()
+        attempts = session.scalars(
+            select(DeliveryAttempt).where(DeliveryAttempt.attempt_number == 1)).all()
+        return attempts if len(attempts) == 2 else None
+
+    attempts = wait_for(first_attempts, timeout=30, message="two first attempts")
+    assert {a.error_class for a in attempts} == {"tls_error"}
+    assert "CERTIFICATE_VERIFY_FAILED" in attempts[0].error_message
+    assert tls_receiver.requests == []
+
+    # A worker trusting the certificate through WEBHOOKS_CA_BUNDLE delivers.
+    with isolated_worker(test_env, {"WEBHOOKS_CA_BUNDLE": tls_receiver.cert_path}) as trusted:
+        trusted.publish("invoice.created", {"n": 2}, tenant["id"], event_id="evt_trusted")
+        wait_for(lambda: len(tls_receiver.requests) == 2, timeout=30,
+                 message="both deliveries over verified TLS")
+
+    hosts = sorted(request.headers["Host"] for request in tls_receiver.requests)
+    assert hosts == [f"127.0.0.1:{port}", f"localhost:{port}"]
+    secrets = {c.json["url"]: c.json["secret"] for c in created}
+    for request in tls_receiver.requests:
+        secret = secrets[f"https://{request.headers['Host']}/hook"]
+        assert Webhook(secret).verify(request.body, dict(request.headers))["id"] == "evt_trusted"
+    session.expire_all()
+    succeeded = session.scalars(select(Delivery).where(Delivery.status == "success")).all()
+    assert sorted(d.event.event_id for d in succeeded) == ["evt_trusted", "evt_trusted"]
