@@ -35,6 +35,7 @@ def arrival_latencies(records: list[tuple[float, str]], published: dict[str, flo
 # (JSON key, label, unit) in the order of the printed table.
 _ROWS = (
     ("receiver_capacity_per_s", "receiver capacity (16 conns, own process)", "req/s"),
+    ("task_floor_per_s", "task floor: no-op deliver tasks, Procfile worker", "tasks/s"),
     ("ceiling_per_s", "ceiling: one requests.Session, 1 URL", "req/s"),
     ("e2e_per_s_1sub", "end to end, 1 subscription", "deliveries/s"),
     ("ratio_1sub", "  ÷ ceiling", "×"),

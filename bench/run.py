@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import memory, profile, report, scenarios, stack
 from .cost import cost
+from .floor import floor
 from .receiver import ReceiverProcess
 
 SIZES = {
@@ -27,25 +28,28 @@ SIZES = {
         "receiver_requests": 20_000, "events_1sub": 1000, "events_100sub": 10,
         "latency_rates": (50, 200), "latency_seconds": 5, "fanout_subscriptions": 2000,
         "hol_events": 2, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
-        "api_requests": 100, "api_warmup": 10, "cost_events": 200, "memory_target": 0,
+        "api_requests": 100, "api_warmup": 10, "cost_events": 200, "floor_tasks": 3000,
+        "memory_target": 0,
         "profile_events": 1000, "profile_rate": 50,
     },
     "default": {
         "receiver_requests": 40_000, "events_1sub": 5000, "events_100sub": 50,
         "latency_rates": (50, 200), "latency_seconds": 10, "fanout_subscriptions": 10_000,
         "hol_events": 3, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
-        "api_requests": 300, "api_warmup": 20, "cost_events": 500, "memory_target": 0,
+        "api_requests": 300, "api_warmup": 20, "cost_events": 500, "floor_tasks": 5000,
+        "memory_target": 0,
         "profile_events": 3000, "profile_rate": 50,
     },
     "full": {
         "receiver_requests": 40_000, "events_1sub": 5000, "events_100sub": 50,
         "latency_rates": (50, 200), "latency_seconds": 30, "fanout_subscriptions": 10_000,
         "hol_events": 6, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
-        "api_requests": 1000, "api_warmup": 20, "cost_events": 1000,
+        "api_requests": 1000, "api_warmup": 20, "cost_events": 1000, "floor_tasks": 10_000,
         "memory_target": 50_000, "profile_events": 5000, "profile_rate": 50,
     },
 }
 SCENARIOS = {
+    "floor": floor,
     "throughput": scenarios.throughput,
     "latency": scenarios.latency,
     "fanout": scenarios.fanout,
@@ -55,8 +59,8 @@ SCENARIOS = {
     "memory": None,  # sampled all along; this step only tops the run up to its target
     "profile": None,  # with --profile only: an extra run under py-spy, never measured
 }
-DEFAULT_SCENARIOS = ("throughput", "latency", "fanout", "hol", "api", "cost", "memory")
-NEEDS_NO_WORKER = {"api", "cost"}
+DEFAULT_SCENARIOS = ("floor", "throughput", "latency", "fanout", "hol", "api", "cost", "memory")
+NEEDS_NO_WORKER = {"floor", "api", "cost"}
 RESULTS_FILE = stack.RESULTS / "latest.json"
 
 
@@ -147,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     receiver = ReceiverProcess()
     bench = scenarios.Bench(env=env, settings=app.config["WEBHOOKS_SETTINGS"],
                             session=db.session, publish=publish,
-                            celery=app.extensions["celery"], receiver=receiver, sizes=sizes)
+                            celery=app.extensions["celery"], receiver=receiver, sizes=sizes,
+                            worker_args=arguments.worker_args)
     sampler = None
     durations: dict[str, float] = {}
     try:
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"receiver: {bench.figures['receiver_capacity_per_s']:,.0f} req/s", flush=True)
         if set(arguments.scenarios) - NEEDS_NO_WORKER:
             bench.worker = stack.start_worker(env, bench.celery,
-                                              extra_args=arguments.worker_args)
+                                              extra_args=bench.worker_args)
             print(f"worker: {bench.worker.expanded}", flush=True)
             sampler = memory.MemorySampler(bench.worker, env["DATABASE_URL"]).start()
         for name in arguments.scenarios:

@@ -44,6 +44,7 @@ class Bench:
     celery: object
     receiver: object
     sizes: dict
+    worker_args: str = ""  # appended to the Procfile's worker line (experiments)
     worker: stack.ProcfileProcess | None = None
     figures: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)

@@ -123,10 +123,10 @@ class ProcfileProcess:
     """One Procfile process (`worker`, `web`) started exactly as its line says."""
 
     def __init__(self, name: str, env: Mapping[str, str], log_name: str | None = None,
-                 extra_args: str = ""):
+                 extra_args: str = "", command: str | None = None):
         self.name = name
         self.env = _process_env(env)
-        self.command = f"{procfile_line(name)} {extra_args}".strip()
+        self.command = f"{command or procfile_line(name)} {extra_args}".strip()
         self.expanded = expand(self.command, self.env)
         RESULTS.mkdir(parents=True, exist_ok=True)
         self.log_path = RESULTS / f"{log_name or name}.log"
