@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import closing
 
 import psycopg2
 
@@ -61,9 +62,15 @@ class MemorySampler:
         return self.samples
 
 
+def reach_target(bench) -> None:
+    """The memory scenario: top the run up to `memory_target` deliveries (0: nothing)."""
+    if bench.sizes["memory_target"]:
+        top_up(bench, bench.sizes["memory_target"])
+
+
 def top_up(bench, target: int, batch: int = 5000) -> None:
     """Deliver 1-subscription events until the database holds `target` attempts."""
-    with psycopg2.connect(bench.env["DATABASE_URL"]) as connection, \
+    with closing(psycopg2.connect(bench.env["DATABASE_URL"])) as connection, \
             connection.cursor() as cursor:
         cursor.execute(MAIN_WORKER_ATTEMPTS)
         missing = target - cursor.fetchone()[0]

@@ -56,8 +56,8 @@ SCENARIOS = {
     "hol": scenarios.head_of_line,
     "api": scenarios.publish_api,
     "cost": cost,
-    "memory": None,  # sampled all along; this step only tops the run up to its target
-    "profile": None,  # with --profile only: an extra run under py-spy, never measured
+    "memory": memory.reach_target,  # sampled all along; this tops the run up to the target
+    "profile": profile.profiled_throughput,  # --profile: an extra run, never a figure
 }
 DEFAULT_SCENARIOS = ("floor", "throughput", "latency", "fanout", "hol", "api", "cost", "memory")
 NEEDS_NO_WORKER = {"floor", "api", "cost"}
@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="WORKER_CONCURRENCY for the Procfile's worker line")
     parser.add_argument("--worker-args", default="",
                         help="extra arguments appended to the Procfile's worker line, for "
-                             "experiments (e.g. '--pool threads'); recorded in the JSON")
+                             "experiments; write it with '=' (--worker-args='--pool threads'); "
+                             "recorded in the JSON")
     parser.add_argument("--memory-target", type=int,
                         help="deliveries the worker must have made before the last RSS "
                              "sample (default: 50,000 with --full, else none)")
@@ -165,13 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler = memory.MemorySampler(bench.worker, env["DATABASE_URL"]).start()
         for name in arguments.scenarios:
             started = time.monotonic()
-            if name == "memory":
-                if sizes["memory_target"]:
-                    memory.top_up(bench, sizes["memory_target"])
-            elif name == "profile":
-                profile.profiled_throughput(bench)
-            else:
-                SCENARIOS[name](bench)
+            SCENARIOS[name](bench)
             durations[name] = round(time.monotonic() - started, 1)
             print(f"{name}: done in {durations[name]:.0f} s", flush=True)
     finally:
