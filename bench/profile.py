@@ -5,11 +5,14 @@ of its own (about a third of a core here), so it never runs during a measurement
 
 py-spy samples the worker and its pool children (`--subprocesses`) wall-clock (`--idle`:
 waiting on PostgreSQL, Redis or the receiver counts too) without pausing them
-(`--nonblocking`). The summary takes every sample inside a task body (`attempt_delivery`,
-`publish_stored_or_new`) and breaks it down by the line of that function being run and by
-the functions below it, so "how much of a delivery is the claim, the POST, the record" can
-be read off directly. The raw stacks are kept (bench/results/profile-*.txt) for a
-flamegraph.
+(`--nonblocking`). A CPU-only recording is not offered: py-spy does not see a thread
+blocked inside psycopg2 as idle, so it would look the same; the worker's CPU per delivery
+comes from /proc instead (the throughput figures). The summary splits samples by process
+(main process or pool child) and takes every sample inside a task body
+(`attempt_delivery`, `publish_stored_or_new`), broken down by the line of that function
+being run and by the functions below it, so "how much of a delivery is the claim, the POST,
+the record" can be read off directly. The raw stacks are kept
+(bench/results/profile-throughput.txt) for a flamegraph.
 """
 
 from __future__ import annotations
@@ -44,9 +47,8 @@ class Recording:
         self.output = RESULTS / f"profile-{name}.txt"
         with open(RESULTS / f"profile-{name}.log", "wb") as log:
             self.process = subprocess.Popen(
-                [binary, "record", "--pid", str(pid), "--subprocesses", "--idle",
-                 "--nonblocking", "--rate", str(rate), "--format", "raw",
-                 "--output", str(self.output)],
+                [binary, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+                 "--idle", "--rate", str(rate), "--format", "raw", "--output", str(self.output)],
                 stdout=subprocess.DEVNULL, stderr=log)
 
     def stop(self) -> Path:
@@ -72,8 +74,10 @@ def _source_line(file: str, line: int | None) -> str:
 
 
 def summarize(raw_path: Path, top: int = 25) -> dict:
-    """Samples per task body, by its own line and by the functions it calls (inclusive)."""
+    """Samples per process role, and per task body by its own line and by the functions it
+    calls (inclusive)."""
     total = 0
+    by_process: Counter = Counter()
     by_anchor: dict[str, dict] = {anchor: {"samples": 0, "lines": Counter(),
                                            "callees": Counter(), "leaves": Counter()}
                                   for anchor in ANCHORS}
@@ -84,6 +88,9 @@ def summarize(raw_path: Path, top: int = 25) -> dict:
         count = int(count_text)
         total += count
         frames = [_parse_frame(frame) for frame in stack_text.split(";")]
+        # --subprocesses roots each stack in its process chain: a child sits under the main.
+        depth = sum(function.startswith("process ") for function, _, _ in frames[:2])
+        by_process["pool child" if depth == 2 else "main process"] += count
         for anchor in ANCHORS:
             position = next((i for i, f in enumerate(frames) if f[0] == anchor), None)
             if position is None:
@@ -104,7 +111,9 @@ def summarize(raw_path: Path, top: int = 25) -> dict:
     def shares(counter: Counter, of: int) -> list[list]:
         return [[what, round(100 * n / of, 1)] for what, n in counter.most_common(top)]
 
-    result: dict = {"raw": str(raw_path.relative_to(ROOT)), "samples": total}
+    result: dict = {"raw": str(raw_path.relative_to(ROOT)), "samples": total,
+                    "by_process_pct": {role: round(100 * n / total, 1)
+                                       for role, n in by_process.most_common()}}
     for anchor, summary in by_anchor.items():
         if summary["samples"]:
             result[anchor] = {
@@ -118,12 +127,13 @@ def summarize(raw_path: Path, top: int = 25) -> dict:
 
 
 def print_summary(summary: dict, limit: int = 12) -> None:
+    print(f"\n  profile (wall clock): samples by process {summary['by_process_pct']}")
     for anchor in ANCHORS:
         if anchor not in summary:
             continue
         part = summary[anchor]
-        print(f"\n  profile: {anchor} — {part['samples']} samples "
-              f"({part['pct_of_all_samples']} % of all, wall clock)")
+        print(f"\n  profile (wall clock): {anchor} — {part['samples']} samples "
+              f"({part['pct_of_all_samples']} % of all)")
         for title, key in (("by line", "by_line_pct"), ("inclusive", "inclusive_pct")):
             print(f"    {title}:")
             for what, pct in part[key][:limit]:

@@ -42,6 +42,8 @@ _ROWS = (
     ("ceiling_per_s_100sub", "ceiling: one requests.Session, 100 URLs", "req/s"),
     ("e2e_per_s_100sub", "end to end, 100 subscriptions", "deliveries/s"),
     ("ratio_100sub", "  ÷ ceiling", "×"),
+    ("worker_cpu_ms_per_delivery_1sub", "worker CPU per delivery, 1 subscription", "ms"),
+    ("worker_cpu_ms_per_delivery_100sub", "worker CPU per delivery, 100 subscriptions", "ms"),
     ("latency_p50_ms", "publish → receive p50 at 50 events/s", "ms"),
     ("latency_p99_ms", "publish → receive p99 at 50 events/s", "ms"),
     ("latency_200_p50_ms", "publish → receive p50 at 200 events/s", "ms"),

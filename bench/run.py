@@ -76,8 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(DEFAULT_SCENARIOS),
                         help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     parser.add_argument("--profile", action="store_true",
-                        help="then profile the worker with py-spy during an extra "
-                             "1-subscription run (bench/results/profile-throughput.txt)")
+                        help="then profile the worker with py-spy during an extra 1-subscription "
+                             "run (bench/results/profile-throughput.txt)")
     parser.add_argument("--concurrency", type=int,
                         help="WORKER_CONCURRENCY for the Procfile's worker line")
     parser.add_argument("--worker-args", default="",

@@ -72,11 +72,15 @@ def end_to_end(bench: Bench, name: str, subscriptions: int, events: int) -> dict
     tenant = bench.tenant(name, bench.urls(name, subscriptions))
     expected = subscriptions * events
     bench.receiver.reset()
+    cpu_before = bench.worker.cpu_seconds()
     start = time.monotonic()
     publish_burst(bench.publish, tenant, events)
     published_s = time.monotonic() - start
     done = wait_attempted(bench.session, tenant, expected, bench.drain_timeout(expected))
     elapsed = time.monotonic() - start
+    cpu_after = bench.worker.cpu_seconds()
+    cpu_ms = {role: round(1000 * (cpu_after[role] - cpu_before[role]) / expected, 3)
+              for role in cpu_after}
     received = bench.receiver.stats()
     return {
         "subscriptions": subscriptions, "events": events, "deliveries": expected,
@@ -84,6 +88,9 @@ def end_to_end(bench: Bench, name: str, subscriptions: int, events: int) -> dict
         "publish_seconds": round(published_s, 3),
         "per_s": round(done.succeeded / elapsed, 1),
         "received": received["requests"], "receiver_connections": received["connections"],
+        # CPU is steadier than wall clock on a shared machine: the worker's own cost.
+        "worker_cpu_ms_per_delivery": round(sum(cpu_ms.values()), 3),
+        "worker_cpu_ms_per_delivery_by_process": cpu_ms,
     }
 
 
@@ -103,6 +110,8 @@ def throughput(bench: Bench) -> None:
         bench.figures[f"ceiling_per_s{suffix}"] = ceiling["per_s"]
         bench.figures[f"e2e_per_s_{label}"] = measured["per_s"]
         bench.figures[f"ratio_{label}"] = measured["ratio"]
+        bench.figures[f"worker_cpu_ms_per_delivery_{label}"] = \
+            measured["worker_cpu_ms_per_delivery"]
     connections = sum(r["receiver_connections"] for r in results.values())
     deliveries = sum(r["deliveries"] for r in results.values())
     bench.figures["receiver_connections_per_delivery"] = round(connections / deliveries, 4)

@@ -164,6 +164,13 @@ class ProcfileProcess:
                 "largest_child": round(max(children, default=0) / 1024, 1),
                 "processes": len(sizes)}
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU seconds used so far: the main process and its (live) children."""
+        ticks = {pid: _cpu_ticks(pid) for pid in self.pids()}
+        per_second = os.sysconf("SC_CLK_TCK")
+        main = ticks.pop(self.pid, 0)
+        return {"main": main / per_second, "children": sum(ticks.values()) / per_second}
+
     def stop(self, timeout: float = 60) -> None:
         """Warm shutdown (SIGTERM), then SIGKILL of the process group if it lingers."""
         if self.process.poll() is not None:
@@ -184,6 +191,14 @@ def _rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
 def start_worker(env: Mapping[str, str], celery_app, log_name: str = "worker",
