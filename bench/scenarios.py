@@ -1,0 +1,257 @@
+"""The measurements of issue 7, one function each, on the stack a `Bench` holds.
+
+Every scenario has a tenant of its own, resets the receiver's counters, and writes its
+headline figures into `bench.figures` (the flat keys of the issue) and the rest into
+`bench.details[name]`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis
+import requests
+
+from webhooks_api.services.tenants import create_api_key
+
+from . import stack
+from .ceiling import run_ceiling
+from .loadgen import measure_receiver
+from .report import arrival_latencies, latency_summary
+from .workload import (
+    EVENT_TYPE,
+    Tenant,
+    event_data,
+    make_tenant,
+    progress,
+    publish_burst,
+    publish_one,
+    publish_paced,
+    stop_retries,
+    wait_attempted,
+)
+
+
+@dataclass
+class Bench:
+    """One run: the app handles, the receiver, the worker and what has been measured."""
+
+    env: dict[str, str]
+    settings: object
+    session: object
+    publish: object  # the `webhooks.publish` task
+    celery: object
+    receiver: object
+    sizes: dict
+    worker_args: str = ""  # appended to the Procfile's worker line (experiments)
+    worker: stack.ProcfileProcess | None = None
+    figures: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+    def tenant(self, name: str, urls: list[str], timeout_seconds: int = 30) -> Tenant:
+        return make_tenant(self.session, self.settings, name, urls, timeout_seconds)
+
+    def urls(self, name: str, count: int) -> list[str]:
+        return [self.receiver.url(f"{name}-{index}") for index in range(count)]
+
+    def drain_timeout(self, deliveries: int) -> float:
+        """Generous: a slow machine must not fail the run, only show low figures."""
+        return 120 + deliveries / 10
+
+
+def receiver_capacity(bench: Bench) -> None:
+    bench.receiver.reset()
+    measured = measure_receiver(bench.receiver.port, bench.sizes["receiver_requests"])
+    bench.figures["receiver_capacity_per_s"] = measured["per_s"]
+    bench.details["receiver"] = measured
+
+
+def end_to_end(bench: Bench, name: str, subscriptions: int, events: int) -> dict:
+    """Publish `events` at once to a tenant with `subscriptions`; time until all stored."""
+    tenant = bench.tenant(name, bench.urls(name, subscriptions))
+    expected = subscriptions * events
+    bench.receiver.reset()
+    cpu_before = bench.worker.cpu_seconds()
+    start = time.monotonic()
+    publish_burst(bench.publish, tenant, events)
+    published_s = time.monotonic() - start
+    done = wait_attempted(bench.session, tenant, expected, bench.drain_timeout(expected))
+    elapsed = time.monotonic() - start
+    cpu_after = bench.worker.cpu_seconds()
+    cpu_ms = {role: round(1000 * (cpu_after[role] - cpu_before[role]) / expected, 3)
+              for role in cpu_after}
+    received = bench.receiver.stats()
+    return {
+        "subscriptions": subscriptions, "events": events, "deliveries": expected,
+        "succeeded": done.succeeded, "seconds": round(elapsed, 3),
+        "publish_seconds": round(published_s, 3),
+        "per_s": round(done.succeeded / elapsed, 1),
+        "received": received["requests"], "receiver_connections": received["connections"],
+        # CPU is steadier than wall clock on a shared machine: the worker's own cost.
+        "worker_cpu_ms_per_delivery": round(sum(cpu_ms.values()), 3),
+        "worker_cpu_ms_per_delivery_by_process": cpu_ms,
+    }
+
+
+def throughput(bench: Bench) -> None:
+    """End-to-end deliveries/s for both shapes, each against its own ceiling."""
+    shapes = (("1sub", 1, bench.sizes["events_1sub"]),
+              ("100sub", 100, bench.sizes["events_100sub"]))
+    results = {}
+    for label, subscriptions, events in shapes:
+        name = f"tput{label}"
+        ceiling = run_ceiling(bench.urls(name, subscriptions), subscriptions * events)
+        measured = end_to_end(bench, name, subscriptions, events)
+        measured["ceiling"] = ceiling
+        measured["ratio"] = round(measured["per_s"] / ceiling["per_s"], 3)
+        results[label] = measured
+        suffix = "" if label == "1sub" else "_100sub"
+        bench.figures[f"ceiling_per_s{suffix}"] = ceiling["per_s"]
+        bench.figures[f"e2e_per_s_{label}"] = measured["per_s"]
+        bench.figures[f"ratio_{label}"] = measured["ratio"]
+        bench.figures[f"worker_cpu_ms_per_delivery_{label}"] = \
+            measured["worker_cpu_ms_per_delivery"]
+    connections = sum(r["receiver_connections"] for r in results.values())
+    deliveries = sum(r["deliveries"] for r in results.values())
+    bench.figures["receiver_connections_per_delivery"] = round(connections / deliveries, 4)
+    bench.details["throughput"] = results
+
+
+def latency(bench: Bench) -> None:
+    """publish → receive at steady rates, one subscription (one delivery per event)."""
+    results = {}
+    for rate in bench.sizes["latency_rates"]:
+        tenant = bench.tenant(f"lat{rate}", bench.urls(f"lat{rate}", 1))
+        count = int(rate * bench.sizes["latency_seconds"])
+        bench.receiver.reset()
+        achieved = publish_paced(bench.publish, tenant, rate, count)
+        wait_attempted(bench.session, tenant, count, bench.drain_timeout(count))
+        summary = latency_summary(arrival_latencies(bench.receiver.records(),
+                                                    tenant.published))
+        results[str(rate)] = {"rate_per_s": rate, "achieved_publish_rate": round(achieved, 1),
+                              "events": count, **summary}
+    bench.details["latency"] = results
+    for rate, prefix in ((50, "latency"), (200, "latency_200")):
+        if str(rate) in results:
+            bench.figures[f"{prefix}_p50_ms"] = results[str(rate)]["p50_ms"]
+            bench.figures[f"{prefix}_p99_ms"] = results[str(rate)]["p99_ms"]
+
+
+def _deliver_messages_enqueued(client: redis.Redis, prefix: str) -> int:
+    """Deliver messages in the queue or held unacknowledged by the worker."""
+    waiting = client.llen(f"{prefix}webhooks.deliver")
+    held = sum(b'"webhooks.deliver"' in value for value in client.hvals(f"{prefix}unacked"))
+    return waiting + held
+
+
+def fanout(bench: Bench) -> None:
+    """One event to N subscriptions: rows stored, tasks enqueued, all received, all stored.
+
+    "Enqueued" is the first moment when the deliver messages waiting in Redis, those the
+    worker holds, and the deliveries already stored add up to N (±concurrency: a message is
+    acknowledged just after its delivery is stored).
+    """
+    count = bench.sizes["fanout_subscriptions"]
+    tenant = bench.tenant("fanout", [bench.receiver.url("fanout")] * count)
+    client = redis.Redis.from_url(bench.env["CELERY_BROKER_URL"])
+    prefix = bench.env["WEBHOOKS_BROKER_KEY_PREFIX"]
+    bench.receiver.reset()
+    marks: dict[str, float] = {}
+    start = time.monotonic()
+    publish_one(bench.publish, tenant, 0)
+    deadline = start + bench.drain_timeout(count)
+    while len(marks) < 4:
+        now = time.monotonic() - start
+        state = progress(bench.session, tenant)
+        if "rows" not in marks and state.rows >= count:
+            marks["rows"] = now
+        if "enqueue" not in marks and (
+                _deliver_messages_enqueued(client, prefix) + state.attempted >= count):
+            marks["enqueue"] = now
+        if "delivered" not in marks and bench.receiver.stats()["requests"] >= count:
+            marks["delivered"] = now
+        if "stored" not in marks and state.attempted >= count:
+            marks["stored"] = now
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fan-out to {count} unfinished: {state}, marks {marks}")
+        time.sleep(0.02 if len(marks) < 2 else 0.1)
+    client.close()
+    key = "fanout_10k" if count == 10_000 else f"fanout_{count}"
+    bench.figures["fanout_subscriptions"] = count
+    for mark, seconds in marks.items():
+        bench.figures[f"{key}_{mark}_s"] = round(seconds, 3)
+    bench.details["fanout"] = {"subscriptions": count, **{k: round(v, 3)
+                                                          for k, v in marks.items()},
+                               "succeeded": progress(bench.session, tenant).succeeded}
+
+
+def _healthy_latencies(bench: Bench, name: str, healthy: int, hanging: int) -> dict:
+    urls = bench.urls(name, healthy) + [bench.receiver.hanging_url(f"{name}-{index}")
+                                        for index in range(hanging)]
+    tenant = bench.tenant(name, urls, timeout_seconds=bench.sizes["hol_timeout_seconds"])
+    events = bench.sizes["hol_events"]
+    bench.receiver.reset()
+    publish_paced(bench.publish, tenant, bench.sizes["hol_events_per_s"], events)
+    stack.wait_until(lambda: bench.receiver.stats()["requests"] >= healthy * events,
+                     bench.drain_timeout(len(urls) * events) + hanging * events * 5,
+                     f"{healthy * events} healthy deliveries of {name}", interval=0.1)
+    latencies = arrival_latencies(bench.receiver.records(), tenant.published)
+    # Let the hanging attempts time out and be stored, then close them: their retries
+    # must not hang the worker during the scenarios that follow.
+    wait_attempted(bench.session, tenant, len(urls) * events,
+                   bench.drain_timeout(len(urls) * events) + hanging * events * 10)
+    stop_retries(bench.session, tenant)
+    return {"healthy_subscriptions": healthy, "hanging_subscriptions": hanging,
+            "events": events, **latency_summary(latencies)}
+
+
+def head_of_line(bench: Bench) -> None:
+    """Healthy p99 with 10 of 100 endpoints hanging until the timeout, against the same 90
+    healthy endpoints alone."""
+    baseline = _healthy_latencies(bench, "holbase", healthy=90, hanging=0)
+    hanging = _healthy_latencies(bench, "holhang", healthy=90, hanging=10)
+    bench.details["head_of_line"] = {"baseline": baseline, "hanging": hanging,
+                                     "timeout_seconds": bench.sizes["hol_timeout_seconds"]}
+    bench.figures["hol_p99_ms_baseline"] = baseline["p99_ms"]
+    bench.figures["hol_p99_ms_hanging"] = hanging["p99_ms"]
+    if baseline["p99_ms"]:
+        bench.figures["hol_p99_ratio"] = round(hanging["p99_ms"] / baseline["p99_ms"], 2)
+
+
+def publish_api(bench: Bench) -> None:
+    """POST /publish through the Procfile's gunicorn, with 1 and with 1,000 subscriptions.
+
+    The web process gets a broker prefix no worker reads: the 1,000-subscription fan-outs
+    would otherwise flood the worker; the request's own work is what is measured.
+    """
+    prefix = f"{bench.env['WEBHOOKS_BROKER_KEY_PREFIX']}api-"
+    web, base_url = stack.start_web({**bench.env, "WEBHOOKS_BROKER_KEY_PREFIX": prefix})
+    client = requests.Session()
+    results = {}
+    try:
+        for subscriptions in (1, 1000):
+            tenant = bench.tenant(f"api{subscriptions}",
+                                  [bench.receiver.url("api")] * subscriptions)
+            key = create_api_key(bench.session, tenant.id).api_key
+            headers = {"Authorization": f"Bearer {key}"}
+            latencies, failures = [], 0
+            for seq in range(bench.sizes["api_warmup"] + bench.sizes["api_requests"]):
+                body = {"event_type": EVENT_TYPE, "data": event_data(seq)}
+                started = time.perf_counter()
+                response = client.post(f"{base_url}/api/v1/webhooks/publish", json=body,
+                                       headers=headers, timeout=30)
+                took = time.perf_counter() - started
+                failures += response.status_code != 202
+                if seq >= bench.sizes["api_warmup"]:
+                    latencies.append(took)
+            results[str(subscriptions)] = {"failures": failures, **latency_summary(latencies)}
+            bench.figures[f"publish_api_p50_ms_{subscriptions}"] = \
+                results[str(subscriptions)]["p50_ms"]
+            bench.figures[f"publish_api_p99_ms_{subscriptions}"] = \
+                results[str(subscriptions)]["p99_ms"]
+    finally:
+        client.close()
+        web.stop()
+        stack.delete_broker_keys(bench.env["CELERY_BROKER_URL"], prefix)
+    bench.details["publish_api"] = {"command": web.expanded, **results}

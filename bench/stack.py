@@ -1,0 +1,223 @@
+"""The stack under test: a fresh database, a broker key prefix, and the Procfile's processes.
+
+The worker and web processes are started from the Procfile's own lines (through bash, so
+`${WORKER_CONCURRENCY:-4}` expands as honcho would), with the virtualenv's scripts first on
+PATH: whatever pool and concurrency the Procfile chooses is what gets measured. Nothing is
+left behind on the shared servers: the benchmark's broker keys are deleted by prefix and
+its database is dropped at the end (unless kept for inspection).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import redis
+
+from webhooks_api.embedded import ensure_database, free_port, reachable, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PROCFILE = ROOT / "Procfile"
+
+
+def procfile_line(name: str) -> str:
+    """The command of process `name` in the Procfile, unexpanded."""
+    for line in PROCFILE.read_text().splitlines():
+        process, sep, command = line.partition(":")
+        if sep and process.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} process in {PROCFILE}")
+
+
+def expand(command: str, env: Mapping[str, str]) -> str:
+    """`${NAME:-default}` and `$NAME` as the shell would expand them, for the record."""
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1) or match.group(3), match.group(2)
+        return env.get(name) or (default or "")
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)", substitute, command)
+
+
+def wait_until(condition: Callable[[], object], timeout: float, message: str,
+               interval: float = 0.1):
+    """Poll `condition` until it is truthy; fail loudly after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {message}")
+        time.sleep(interval)
+
+
+def bench_env(database_server: str, broker_url: str) -> dict[str, str]:
+    """Settings of every process of one benchmark run (fresh database, own key prefix)."""
+    run_tag = uuid.uuid4().hex[:8]
+    database_url = ensure_database(database_server, f"webhooks_bench_{run_tag}", fresh=True)
+    return {
+        "WEBHOOKS_ENV": "development",  # private (127.0.0.1) targets allowed, plain HTTP
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "WEBHOOKS_BROKER_KEY_PREFIX": f"bench-{run_tag}:",
+    }
+
+
+def default_servers() -> tuple[str, str]:
+    """The machine's PostgreSQL and Redis unless DATABASE_URL / CELERY_BROKER_URL say else."""
+    database = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    broker = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
+    for url, port in ((database, 5432), (broker, 6379)):
+        if "127.0.0.1" in url and not reachable("127.0.0.1", port):
+            raise SystemExit(f"nothing listens on 127.0.0.1:{port} (for {url}); set "
+                             "DATABASE_URL / CELERY_BROKER_URL")
+    return database, broker
+
+
+def drop_database(database_url: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    from webhooks_api.embedded import with_database
+
+    name = database_url.split("?")[0].rsplit("/", 1)[1]
+    connection = psycopg2.connect(with_database(database_url, "postgres"))
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                           .format(sql.Identifier(name)))
+    finally:
+        connection.close()
+
+
+def delete_broker_keys(broker_url: str, prefix: str) -> int:
+    """Delete every key under `prefix` (this run's only; never a flush of the shared Redis)."""
+    client = redis.Redis.from_url(broker_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])
+    client.close()
+    return len(keys)
+
+
+def _process_env(env: Mapping[str, str]) -> dict[str, str]:
+    bin_dir = Path(sys.executable).parent
+    return {**os.environ, **env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def migrate(env: Mapping[str, str]) -> None:
+    """The Procfile's `release` step on the benchmark database."""
+    subprocess.run(["bash", "-c", procfile_line("release")], env=_process_env(env), cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+class ProcfileProcess:
+    """One Procfile process (`worker`, `web`) started exactly as its line says."""
+
+    def __init__(self, name: str, env: Mapping[str, str], log_name: str | None = None,
+                 extra_args: str = "", command: str | None = None):
+        self.name = name
+        self.env = _process_env(env)
+        self.command = f"{command or procfile_line(name)} {extra_args}".strip()
+        self.expanded = expand(self.command, self.env)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = RESULTS / f"{log_name or name}.log"
+        # `exec` keeps the pid: it is the process itself (celery's main process, gunicorn's
+        # arbiter), whose children are the pool.
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                ["bash", "-c", f"exec {self.command}"], env=self.env, cwd=ROOT,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def pids(self) -> list[int]:
+        """The process and its descendants (the prefork pool's children)."""
+        found, pending = [], [self.pid]
+        while pending:
+            pid = pending.pop()
+            found.append(pid)
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            pending.extend(int(child) for child in children)
+        return found
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of the process tree: total, the main process and the largest child."""
+        sizes = {pid: _rss_kb(pid) for pid in self.pids()}
+        children = [size for pid, size in sizes.items() if pid != self.pid]
+        return {"total": round(sum(sizes.values()) / 1024, 1),
+                "main": round(sizes.get(self.pid, 0) / 1024, 1),
+                "largest_child": round(max(children, default=0) / 1024, 1),
+                "processes": len(sizes)}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU seconds used so far: the main process and its (live) children."""
+        ticks = {pid: _cpu_ticks(pid) for pid in self.pids()}
+        per_second = os.sysconf("SC_CLK_TCK")
+        main = ticks.pop(self.pid, 0)
+        return {"main": main / per_second, "children": sum(ticks.values()) / per_second}
+
+    def stop(self, timeout: float = 60) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL of the process group if it lingers."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def start_worker(env: Mapping[str, str], celery_app, log_name: str = "worker",
+                 extra_args: str = "", timeout: float = 120) -> ProcfileProcess:
+    """The Procfile's worker, waited for until it answers a ping on this run's prefix."""
+    worker = ProcfileProcess("worker", env, log_name, extra_args)
+
+    def answered():
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"the worker exited; see {worker.log_path}")
+        return celery_app.control.ping(timeout=0.5)
+
+    wait_until(answered, timeout, "the worker to answer a ping")
+    return worker
+
+
+def start_web(env: Mapping[str, str], timeout: float = 60) -> tuple[ProcfileProcess, str]:
+    """The Procfile's web process (gunicorn) on a free port; returns it and its base URL."""
+    port = free_port()
+    web = ProcfileProcess("web", {**env, "PORT": str(port)})
+    wait_for_port(port, timeout)
+    return web, f"http://127.0.0.1:{port}"
