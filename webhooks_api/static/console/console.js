@@ -180,7 +180,7 @@ function subscriptionRow(subscription) {
       detail ? h("small", { class: "why" }, detail) : null),
     h("td", {}, sparkline),
     h("td", { class: "actions" },
-      button("Edit", () => editSubscription(subscription)),
+      button("Edit", () => showSubscriptionForm(subscription)),
       paused ? button("Enable", () => setActive(subscription.id, true))
              : button("Disable", () => setActive(subscription.id, false)),
       button("Rotate secret", () => rotateSecret(subscription.id)),
@@ -200,8 +200,6 @@ function showSubscriptionForm(subscription) {
   $("subscription-form").hidden = false;
   $("subscription-url").focus();
 }
-
-const editSubscription = (subscription) => showSubscriptionForm(subscription);
 
 async function saveSubscription(event) {
   event.preventDefault();
@@ -295,13 +293,15 @@ async function drawSparkline(subscriptionId, target) {
     return;
   }
   const width = 120, height = 24, slots = Math.max(result.series.length - 1, 1);
+  // Hours without a finished delivery have no rate: they are skipped, not drawn as 0.
   const points = result.series.map((bucket, index) => [index, rateOf(bucket)])
     .filter(([, rate]) => rate != null)
-    .map(([index, rate]) => `${(index / slots) * width},${height - 2 - rate * (height - 4)}`);
+    .map(([index, rate]) => [(index / slots) * width, height - 2 - rate * (height - 4)]);
   const total = rateOf(result.totals);
-  const line = points.length > 1 ? svg("polyline", { points: points.join(" "), class: "spark" })
-    : points.length ? svg("circle", { cx: points[0].split(",")[0], cy: points[0].split(",")[1], r: 2, class: "spark-dot" })
-    : svg("line", { x1: 0, y1: height / 2, x2: width, y2: height / 2, class: "spark-empty" });
+  let line;
+  if (points.length > 1) line = svg("polyline", { points: points.join(" "), class: "spark" });
+  else if (points.length) line = svg("circle", { cx: points[0][0], cy: points[0][1], r: 2, class: "spark-dot" });
+  else line = svg("line", { x1: 0, y1: height / 2, x2: width, y2: height / 2, class: "spark-empty" });
   target.replaceChildren(
     svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
                  "aria-label": `success rate ${percent(total)}` },
