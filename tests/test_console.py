@@ -22,6 +22,7 @@ from tests.receiver import Reply
 from webhooks_api.views import API_PREFIX
 
 KEY_STORAGE = "webhooks.apiKey"
+PAGE_SIZE = 50  # the console's page of deliveries
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,9 @@ def test_create_publish_open_attempts_and_retry(page, tenant, tenant_api, receiv
     headers = page.text(f"{attempt} table.headers")
     assert "X-Webhook-Signature [redacted]" in headers and secret not in headers
     assert "X-Webhook-Event-Id " + event_id in headers
+    page.element(f"{attempt} details:nth-of-type(2) summary").click()  # response headers
+    page.wait_text(f"{attempt} details:nth-of-type(2) table.headers", "Content-Length 2")
+    assert page.text(f"{attempt} dd:nth-of-type(2)").endswith(" ms")  # duration
 
     page.press("Retry now", "#delivery-detail")
     page.wait_text("#notice", "queued")
@@ -210,17 +214,19 @@ def test_edit_disable_enable_and_rotate(page, tenant, tenant_api, receiver):
 
 def test_states_and_delivery_filters(page, tenant, tenant_api, receiver, worker):
     """A failing endpoint, one disabled by a 410 (and why), and the log's filters."""
-    replies = {"/ok": 200, "/fail": 500, "/gone": 410}
-    receiver.respond = lambda request: Reply(status=replies[request.path])
+    replies = {"/ok": Reply(), "/fail": Reply(status=500), "/gone": Reply(status=410),
+               "/drop": Reply(raw=lambda stream: None)}  # closed without an answer
+    receiver.respond = lambda request: replies[request.path]
     healthy = tenant_api.subscribe(f"{receiver.base_url}/ok", ["invoice.*"])
     failing = tenant_api.subscribe(f"{receiver.base_url}/fail", ["payment.*"])
     gone = tenant_api.subscribe(f"{receiver.base_url}/gone", ["payment.*"])
+    dropping = tenant_api.subscribe(f"{receiver.base_url}/drop", ["payment.*"])
     tenant_api.publish("invoice.created", {"invoice_id": "inv_1"})
     tenant_api.publish("payment.failed", {"payment_id": "pay_1"})
-    # Every delivery is final: the failing one after the (short) retry schedule.
+    # Every delivery is final: the failing ones after the (short) retry schedule.
     wait_for(lambda: sorted(d["status"] for d in tenant_api.deliveries()) == [
-        "disabled", "failed", "success"], timeout=60, interval=0.5,
-        message="three final deliveries")
+        "disabled", "failed", "failed", "success"], timeout=60, interval=0.5,
+        message="four final deliveries")
 
     page.sign_in(tenant["api_key"])
     page.wait_text(f"{page.subscription_row(gone['id'])} .state", "410 Gone")
@@ -243,15 +249,42 @@ def test_states_and_delivery_filters(page, tenant, tenant_api, receiver, worker)
         return sorted((row[1], row[3]) for row in page.apply_filters())
 
     everything = [("invoice.created", "success"), ("payment.failed", "disabled"),
-                  ("payment.failed", "failed")]
+                  ("payment.failed", "failed"), ("payment.failed", "failed")]
     assert shown() == everything
-    assert shown(status="failed") == [("payment.failed", "failed")]
+    assert shown(status="failed") == [("payment.failed", "failed")] * 2
     assert shown(event_type="invoice.created") == [("invoice.created", "success")]
     assert shown(subscription=gone["id"]) == [("payment.failed", "disabled")]
     hour_ago = (datetime.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     assert shown(since=hour_ago) == everything
     assert shown(until=hour_ago) == []
     page.wait_text("#deliveries-empty", "No deliveries match.")
+
+    assert shown(subscription=dropping["id"]) == [("payment.failed", "failed")]
+    page.press("Attempts", "#delivery-table")
+    page.wait_text("#attempts", "Attempt 4 · automatic")
+    for number in range(1, 5):
+        attempt = f'#attempts [data-attempt="{number}"]'
+        assert page.text(f"{attempt} .response-status") == "no response"
+        assert page.text(f"{attempt} .attempt-error").startswith("connection_error")
     page.press("Clear", "#delivery-filters")
-    page.wait_until(lambda: len(page.delivery_rows()) == 3, "the whole log again")
+    page.wait_until(lambda: len(page.delivery_rows()) == 4, "the whole log again")
     page.screenshot("console-states.png")
+
+
+def test_log_pages_with_load_more(page, tenant, tenant_api, receiver, worker):
+    tenant_api.subscribe(receiver.url, ["invoice.*"])
+    for number in range(PAGE_SIZE + 3):
+        tenant_api.publish("invoice.created", {"invoice_id": f"inv_{number}"})
+    wait_for(lambda: len(receiver.posts()) == PAGE_SIZE + 3, timeout=60,
+             message="every delivery")
+
+    page.sign_in(tenant["api_key"])
+    page.wait_until(lambda: len(page.delivery_rows()) == PAGE_SIZE, "the first page")
+    page.press("Load more", "#deliveries")
+    page.wait_until(lambda: len(page.delivery_rows()) == PAGE_SIZE + 3, "the second page")
+    assert not page.visible("#more-deliveries")
+    shown_ids = page.driver.execute_script(
+        "return [...document.querySelectorAll('#delivery-table tbody tr')]"
+        ".map((row) => row.dataset.id)")
+    listed = tenant_api.call("GET", "/deliveries", 200, params={"limit": 250})["items"]
+    assert shown_ids == [delivery["id"] for delivery in listed]  # newest first, no repeats
