@@ -52,6 +52,7 @@ def test_run_command_embedded_stack(tmp_path, receiver):
         database_url = re.search(r"DATABASE_URL='([^']+)'", output).group(1)
         assert f"http://127.0.0.1:{flower_port}" in output
         assert f"http://127.0.0.1:{port}/docs" in output
+        assert f"http://127.0.0.1:{port}/console" in output
         cli_env = {**env, "DATABASE_URL": database_url}
         flask = [sys.executable, "-m", "flask", "--app", "webhooks_api"]
         subprocess.run([*flask, "tenants", "create", "acme"], env=cli_env, check=True)

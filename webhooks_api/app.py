@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from flask import Flask, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from . import cli, errors, metrics
+from . import cli, console, errors, metrics
 from .config import Settings, load_settings
 from .extensions import db, migrate
 from .logging_setup import configure_logging
@@ -39,6 +39,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     from .views import register_views
 
     register_views(app, api)
+    app.register_blueprint(console.bp)
     errors.register(app)
     cli.register(app)
     metrics.init_app(app)

@@ -50,6 +50,7 @@ def main() -> int:
         print(f"""
   API        http://127.0.0.1:{port}/api/v1/webhooks
   API docs   http://127.0.0.1:{port}/docs   (OpenAPI: /openapi.json)
+  Console    http://127.0.0.1:{port}/console   (sign in with an API key)
   Flower     http://127.0.0.1:{flower_port}
   Metrics    http://127.0.0.1:{port}/metrics   (health: /healthz, /readyz)
   API key    DATABASE_URL='{env['DATABASE_URL']}' \\
