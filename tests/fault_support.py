@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import requests
 from celery import Celery
 
@@ -67,7 +68,7 @@ def worker(env: dict[str, str], name: str, concurrency: int = 2,
                                    extra_args=extra_args)
     running = Worker(process, celery_client(env), log_path)
     try:
-        wait_for(lambda: process.poll() is not None or running.client.control.ping(timeout=0.5),
+        wait_for(lambda: process.poll() is not None or _answers_ping(running.client),
                  timeout=90, message=f"worker {name} to answer a ping")
         assert process.poll() is None, running.log_text()
         yield running
@@ -80,6 +81,14 @@ def worker(env: dict[str, str], name: str, concurrency: int = 2,
             except subprocess.TimeoutExpired:
                 running.kill()
         running.client.close()
+
+
+def _answers_ping(client: Celery) -> bool:
+    """A connection the broker dropped (it was just restarted) is a "not yet"."""
+    try:
+        return bool(client.control.ping(timeout=0.5))
+    except (OSError, redis.RedisError):
+        return False
 
 
 class PrivatePostgres:
