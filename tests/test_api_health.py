@@ -35,8 +35,9 @@ def test_readyz_names_each_dependency(client):
         "database": {"status": "up"}, "broker": {"status": "up"}}}
 
 
-def test_readyz_is_503_naming_a_broker_that_is_down(client, point_at_closed_port):
-    point_at_closed_port(broker_url=f"redis://127.0.0.1:{free_port()}/0")
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_readyz_is_503_naming_a_broker_that_is_down(client, point_at_closed_port, scheme):
+    point_at_closed_port(broker_url=f"{scheme}://127.0.0.1:{free_port()}/")
     started = time.monotonic()
     response = client.get("/readyz")
     assert time.monotonic() - started < 10

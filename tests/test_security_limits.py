@@ -41,7 +41,6 @@ _BIG = {f"X-Big-{n}": "v" * 4000 for n in range(3)}
     ({"X-Bad:Name": "v"}, "header name 'X-Bad:Name' is not a valid HTTP header name"),
     ({"X-Token": "a\r\nX-Injected: 1"}, "header 'X-Token': value must be printable ASCII"),
     ({"X-Token": "a\nb"}, "header 'X-Token': value must be printable ASCII"),
-    ({"X-Token": "a\x00b"}, "header 'X-Token': value must be printable ASCII"),
     ({"X-Token": " padded"}, "header 'X-Token': value must be printable ASCII"),
     ({"X-Token": "café"}, "header 'X-Token': value must be printable ASCII"),
     ({"Host": "internal"}, "header 'Host' is set by the service"),
@@ -58,15 +57,16 @@ def test_custom_header_limits(client, tenant, session, headers, message):
 
 
 @pytest.mark.parametrize("headers", [
-    {"X" * 257: "v"}, {"X-Value": "v" * 4097}, {"": "v"},
+    {"X" * 257: "v"}, {"X-Value": "v" * 4097}, {"": "v"}, {"X-Token": "a\x00b"},
 ])
 def test_header_name_and_value_lengths(client, tenant, headers):
-    """Checked by the request schema, before the service's own rules."""
+    """Refused by the request schema (empty name, NUL) or the header rules (lengths)."""
     response = client.post(SUBSCRIPTIONS, headers=tenant["headers"], json={
         "url": "https://127.0.0.1:9/hook", "event_types": ["invoice.created"],
         "headers": headers})
     assert response.status_code == 422, response.json
-    assert "headers" in response.json["errors"]["json"]
+    assert "headers" in response.json["errors"]
+    assert "a\\u0000b" not in response.get_data(as_text=True)  # the value is not echoed
 
 
 def test_headers_at_the_limits_are_accepted(client, tenant):
