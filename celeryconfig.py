@@ -26,6 +26,9 @@ broker_url = _settings.broker_url
 # QoS.restore_visible), whatever its ETA: 2 x the longest countdown (Retry-After may double
 # it) + the longest request timeout + 600 s, so a held 6 h retry never runs twice.
 broker_transport_options = _settings.broker_transport_options
+# On Redis, kombu's transport with one fix (webhooks_api/redis_transport.py): without it a
+# worker holding unacked messages exits when Redis goes away instead of reconnecting.
+broker_transport = _settings.broker_transport
 # Only JSON: task arguments are ids and names that Flower can show, never pickled objects.
 task_serializer = "json"
 accept_content = ["json"]

@@ -34,10 +34,10 @@ class Receiver:
     """Records every request (any method); `respond` decides each reply (default 200).
 
     `connections` counts the TCP connections accepted, to measure keep-alive reuse. With
-    an `ssl_context` it serves HTTPS.
+    an `ssl_context` it serves HTTPS; `port` 0 picks a free one.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None):
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, port: int = 0):
         self.requests: list[Received] = []
         self.connections = 0
         self.respond: Callable[[Received], Reply] = lambda request: Reply()
@@ -77,7 +77,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         if ssl_context is not None:
             self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)

@@ -6,7 +6,12 @@ from __future__ import annotations
 from celery.app.defaults import NAMESPACES, flatten
 
 import celeryconfig
-from webhooks_api.config import DEFAULT_RETRY_SCHEDULE, MAX_TIMEOUT_SECONDS, load_settings
+from webhooks_api.config import (
+    DEFAULT_RETRY_SCHEDULE,
+    MAX_TIMEOUT_SECONDS,
+    REDIS_TRANSPORT,
+    load_settings,
+)
 from webhooks_api.queue import PRUNE_TASK, SWEEP_TASK
 
 SETTING_NAMES = [name for name, value in vars(celeryconfig).items()
@@ -30,6 +35,17 @@ def test_the_visibility_timeout_outlasts_the_longest_countdown():
         .broker_transport_options["visibility_timeout"] > 2 * 86400 + MAX_TIMEOUT_SECONDS
 
 
+def test_redis_brokers_use_the_transport_that_survives_an_outage():
+    """webhooks_api/redis_transport.py; tests/test_faults.py proves the outage itself."""
+    def transport(url: str) -> str | None:
+        return load_settings({"CELERY_BROKER_URL": url}).broker_transport
+
+    assert transport("redis://127.0.0.1:6379/0") == REDIS_TRANSPORT
+    assert transport("rediss://127.0.0.1:6380/0") == REDIS_TRANSPORT
+    assert transport("amqp://guest:guest@127.0.0.1:5672//") is None
+    assert transport("redis+socket:///tmp/redis.sock") is None
+
+
 def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
     replies = app.extensions["celery"].control.inspect(timeout=5).conf(with_defaults=True)
     [conf] = replies.values()
@@ -41,6 +57,7 @@ def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
     assert conf["task_time_limit"] == MAX_TIMEOUT_SECONDS + 120
     assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]
     assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
+    assert conf["broker_transport"] == load_settings(test_env).broker_transport
     assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK,
                                         PRUNE_TASK}
     sweep_entry = conf["beat_schedule"]["sweep"]

@@ -22,6 +22,8 @@ LOG_FORMATS = ("text", "json")
 REDIS_SCHEMES = ("redis", "rediss", "redis+socket")
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 MAX_TIMEOUT_SECONDS = 300
+# kombu's Redis transport, fixed so that a worker survives a Redis outage.
+REDIS_TRANSPORT = "webhooks_api.redis_transport:Transport"
 
 
 class ConfigError(ValueError):
@@ -132,6 +134,14 @@ class Settings:
     @property
     def broker_is_amqp(self) -> bool:
         return (self.broker_url or "").split(":", 1)[0] in AMQP_SCHEMES
+
+    @property
+    def broker_transport(self) -> str | None:
+        """Our Redis transport for redis:// and rediss:// (webhooks_api/redis_transport.py);
+        None lets the URL choose (RabbitMQ; a redis+socket:// URL always selects kombu's
+        own, by its prefix)."""
+        scheme = (self.broker_url or "").split(":", 1)[0]
+        return REDIS_TRANSPORT if scheme in ("redis", "rediss") else None
 
     @property
     def broker_transport_options(self) -> dict:

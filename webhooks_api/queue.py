@@ -57,6 +57,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.config_from_object("celeryconfig")
     celery.conf.update(
         broker_url=settings.broker_url,
+        broker_transport=settings.broker_transport,
         broker_transport_options=settings.broker_transport_options,
         task_queues=task_queues(settings),
         worker_eta_task_limit=settings.worker_eta_task_limit,
