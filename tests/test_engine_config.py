@@ -43,5 +43,9 @@ def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
     assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
     assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK,
                                         PRUNE_TASK}
+    # First attempts and retries on queues of their own, fresh ones taken first on Redis.
+    assert [queue["name"] for queue in conf["task_queues"]] == [
+        "webhooks.publish", "webhooks.deliver", "webhooks.retry", "webhooks.maintenance"]
+    assert conf["broker_transport_options"]["queue_order_strategy"] == "priority"
     sweep_entry = conf["beat_schedule"]["sweep"]
     assert sweep_entry["task"] == SWEEP_TASK and sweep_entry["options"]["expires"] > 0

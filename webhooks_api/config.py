@@ -142,7 +142,10 @@ class Settings:
             return {"confirm_publish": True}
         if not self.broker_is_redis:
             return {}
-        options: dict = {"visibility_timeout": self.visibility_timeout_seconds}
+        # "priority": each poll asks the queues in the order the worker lists them (-Q),
+        # so a worker takes fresh deliveries before retries (kombu's default rotates).
+        options: dict = {"visibility_timeout": self.visibility_timeout_seconds,
+                         "queue_order_strategy": "priority"}
         if self.broker_key_prefix:
             options["global_keyprefix"] = self.broker_key_prefix
         return options
