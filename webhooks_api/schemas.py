@@ -190,6 +190,13 @@ class SubscriptionSchema(Schema):
     consecutive_failures = fields.Integer(required=True)
     last_success_at = fields.DateTime(required=True, allow_none=True)
     last_failure_at = fields.DateTime(required=True, allow_none=True)
+    failing_since = fields.DateTime(
+        required=True, allow_none=True,
+        metadata={"description": "Start of the current unbroken run of failed attempts"})
+    health_stage = fields.String(
+        required=True, allow_none=True, validate=validate.OneOf(("failing", "disabled")),
+        metadata={"description": "The last health warning published in this failure "
+                                 "streak (docs/HEALTH.md)"})
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 

@@ -22,7 +22,7 @@ from webhooks_api.config import Settings
 from webhooks_api.secrets import SecretBox
 from webhooks_api.task_labels import deliver_reprs
 
-from . import http, observability
+from . import health, http, observability
 from .backoff import next_delay
 from .signing import redact_signatures, signature_headers
 
@@ -75,34 +75,6 @@ _INSERT_ATTEMPT = text("""
             CAST(:request_headers AS jsonb), :response_status,
             CAST(:response_headers AS jsonb), :response_body, :error_class, :error_message)
 """)
-
-_COUNT_SUCCESS = text("""
-    UPDATE subscriptions
-    SET success_count = success_count + 1, consecutive_failures = 0,
-        last_success_at = now(), failing_since = NULL
-    WHERE id = :subscription_id
-""")
-
-_COUNT_FAILURE = text("""
-    UPDATE subscriptions
-    SET failure_count = failure_count + 1, consecutive_failures = consecutive_failures + 1,
-        last_failure_at = now(), failing_since = coalesce(failing_since, now())
-    WHERE id = :subscription_id
-""")
-
-_DISABLE_SUBSCRIPTION = text("""
-    UPDATE subscriptions
-    SET status = 'disabled', disabled_reason = :reason, disabled_at = now(),
-        updated_at = now()
-    WHERE id = :subscription_id
-""")
-
-_DISABLE_OPEN_DELIVERIES = text("""
-    UPDATE deliveries
-    SET status = 'disabled', next_retry_at = NULL, completed_at = now(), updated_at = now()
-    WHERE subscription_id = :subscription_id AND status IN ('pending', 'retrying')
-""")
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -176,8 +148,8 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     result = http.post(http.delivery_session(settings.allow_private_targets), claim.url, body,
                        headers, claim.timeout_seconds, settings.ca_bundle)
     decided = decide(result, attempt_number, trigger, settings.retry_schedule)
-    outcome = record_attempt(session, claim, delivery_id, attempt_number, trigger, headers,
-                             result, decided)
+    outcome = record_attempt(session, settings, claim, delivery_id, attempt_number, trigger,
+                             headers, result, decided)
     observability.attempt_finished(claim, delivery_id, attempt_number, trigger, result,
                                    outcome)
     if outcome is not None and outcome.retry_in is not None:
@@ -186,9 +158,9 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     return outcome
 
 
-def record_attempt(session: Session, claim, delivery_id: str, attempt_number: int,
-                   trigger: str, headers: dict[str, str], result: http.HttpResult,
-                   decided: Outcome) -> Outcome | None:
+def record_attempt(session: Session, settings: Settings, claim, delivery_id: str,
+                   attempt_number: int, trigger: str, headers: dict[str, str],
+                   result: http.HttpResult, decided: Outcome) -> Outcome | None:
     """Write the attempt, the delivery's state and the statistics in one transaction.
 
     Returns the state stored (a delivery disabled meanwhile stays disabled), or None when
@@ -213,13 +185,11 @@ def record_attempt(session: Session, claim, delivery_id: str, attempt_number: in
         "response_body": result.body_excerpt,
         "error_class": result.error_class, "error_message": result.error_message,
     })
-    subscription = {"subscription_id": claim.subscription_id}
-    session.execute(_COUNT_SUCCESS if result.succeeded else _COUNT_FAILURE, subscription)
-    if decided.status == "disabled":
-        session.execute(_DISABLE_SUBSCRIPTION, {
-            **subscription, "reason": f"the endpoint answered 410 Gone (delivery {delivery_id})"
-        })
-        session.execute(_DISABLE_OPEN_DELIVERIES, subscription)
+    if result.succeeded:
+        health.count_success(session, claim.subscription_id)
+    else:
+        health.count_failure(session, settings, claim.subscription_id, delivery_id,
+                             gone=decided.status == "disabled")
     session.commit()
     if stored_status != decided.status:
         return Outcome(stored_status)

@@ -152,6 +152,7 @@ def _set_active(session: Session, subscription: Subscription, is_active: bool) -
         subscription.disabled_at = None
         subscription.consecutive_failures = 0
         subscription.failing_since = None
+        subscription.health_stage = None
     elif not is_active and subscription.status == "active":
         # A disabled subscription stays disabled (with its reason): it is inactive already.
         subscription.status = "paused"
