@@ -106,6 +106,9 @@ class Settings:
     # Consecutive failed attempts after which `webhook.subscription.failing` is published
     # (0: no warning).
     failing_warning_after: int = 10
+    # Longest wait of `POST /subscriptions/{id}/test` for its attempt: below gunicorn's
+    # 30 s worker timeout.
+    test_event_wait_seconds: int = 25
     # Circuit breaker (off while the threshold is 0): opens after this many consecutive
     # failed attempts within the window, stays open this long, then lets one probe through.
     circuit_failure_threshold: int = 0
@@ -215,6 +218,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS"),
         failing_warning_after=_int(get("WEBHOOKS_FAILING_WARNING_AFTER") or "10",
                                    "WEBHOOKS_FAILING_WARNING_AFTER"),
+        test_event_wait_seconds=_int(get("WEBHOOKS_TEST_EVENT_WAIT_SECONDS") or "25",
+                                     "WEBHOOKS_TEST_EVENT_WAIT_SECONDS"),
         circuit_failure_threshold=_int(get("WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD") or "0",
                                        "WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD"),
         circuit_window_seconds=_int(get("WEBHOOKS_CIRCUIT_WINDOW_SECONDS") or "60",

@@ -271,6 +271,65 @@ class DeliveryDetailSchema(DeliverySchema):
     attempts = fields.List(fields.Nested(AttemptSchema), required=True)
 
 
+# Subscription health and recovery (docs/HEALTH.md)
+
+class ReplaySchema(Schema):
+    since = UtcDateTime(metadata={
+        "description": "Default: when the subscription was last disabled or paused"})
+
+
+class RecoverSchema(Schema):
+    since = UtcDateTime(required=True)
+    until = UtcDateTime(metadata={"description": "Default: now; at most 14 days after since"})
+
+
+class ResentSchema(Schema):
+    count = fields.Integer(required=True)
+    delivery_ids = fields.List(fields.String(), required=True,
+                               metadata={"description": "Queued oldest first"})
+
+
+class PingSchema(Schema):
+    delivery_id = fields.String(required=True)
+    event_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES))
+    attempt = fields.Nested(AttemptSchema, required=True, allow_none=True, metadata={
+        "description": "null when no worker made the attempt within the timeout"})
+
+
+class StatsQuerySchema(Schema):
+    since = UtcDateTime(metadata={"description": "Default: 24 hours before until"})
+    until = UtcDateTime(metadata={"description": "Default: now"})
+    bucket = fields.String(load_default="hour",
+                           validate=validate.OneOf(("minute", "hour", "day")))
+
+
+class LatencySchema(Schema):
+    p50 = fields.Float(required=True, allow_none=True)
+    p90 = fields.Float(required=True, allow_none=True)
+    p99 = fields.Float(required=True, allow_none=True)
+
+
+class OutcomesSchema(Schema):
+    success = fields.Integer(required=True)
+    failure = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    success_rate = fields.Float(required=True, allow_none=True)
+    latency_ms = fields.Nested(LatencySchema, required=True)
+
+
+class BucketSchema(OutcomesSchema):
+    start = fields.DateTime(required=True)
+
+
+class StatsSchema(Schema):
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(required=True)
+    bucket = fields.String(required=True)
+    totals = fields.Nested(OutcomesSchema, required=True)
+    series = fields.List(fields.Nested(BucketSchema), required=True)
+
+
 # Event types
 
 class EventTypeCreateSchema(Schema):

@@ -49,7 +49,7 @@ _COUNT_FAILURE = text("""
 _DISABLE_SUBSCRIPTION = text("""
     UPDATE subscriptions
     SET status = 'disabled', disabled_reason = :reason, disabled_at = now(),
-        updated_at = now()
+        last_disabled_at = now(), updated_at = now()
     WHERE id = :subscription_id
 """)
 

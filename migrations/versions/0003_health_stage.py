@@ -19,8 +19,11 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('health_stage', sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column('last_disabled_at', sa.DateTime(timezone=True),
+                                      nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
+        batch_op.drop_column('last_disabled_at')
         batch_op.drop_column('health_stage')

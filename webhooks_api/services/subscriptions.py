@@ -156,6 +156,7 @@ def _set_active(session: Session, subscription: Subscription, is_active: bool) -
     elif not is_active and subscription.status == "active":
         # A disabled subscription stays disabled (with its reason): it is inactive already.
         subscription.status = "paused"
+        subscription.last_disabled_at = func.now()
         disable_open_deliveries(session, subscription.id)
 
 
