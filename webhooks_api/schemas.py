@@ -16,6 +16,7 @@ from datetime import UTC
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from .catalogue import EVENT_TYPE_PATTERN
+from .circuit import circuit_state
 from .ids import EVENT_ID_PATTERN, ID_PATTERN
 from .jsonvalues import json_value_error, text_error
 from .models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
@@ -197,6 +198,10 @@ class SubscriptionSchema(Schema):
         required=True, allow_none=True, validate=validate.OneOf(("failing", "disabled")),
         metadata={"description": "The last health warning published in this failure "
                                  "streak (docs/HEALTH.md)"})
+    circuit_state = fields.Function(
+        lambda subscription: circuit_state(subscription.id), required=True,
+        metadata={"description": "closed, open or half_open: the circuit breaker shared "
+                                 "by all workers (always closed while it is off)"})
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from functools import cache
@@ -18,6 +19,7 @@ from functools import cache
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from webhooks_api.circuit import Breaker
 from webhooks_api.config import Settings
 from webhooks_api.secrets import SecretBox
 from webhooks_api.task_labels import deliver_reprs
@@ -43,7 +45,7 @@ _CLAIM = text("""
       AND d.manual_pending = :manual
       AND (:manual OR d.next_retry_at IS NULL
            OR d.next_retry_at <= now() + make_interval(secs => :early_slack))
-    RETURNING d.tenant_id, d.subscription_id, d.event_type, e.event_id, e.body,
+    RETURNING d.tenant_id, d.subscription_id, d.event_type, d.created_at, e.event_id, e.body,
               e.occurred_at, s.url, s.headers, s.timeout_seconds, s.secret_ciphertext,
               CASE WHEN s.previous_secret_expires_at > now()
                    THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
@@ -76,12 +78,39 @@ _INSERT_ATTEMPT = text("""
             CAST(:response_headers AS jsonb), :response_body, :error_class, :error_message)
 """)
 
+# The circuit breaker is open: no attempt now. The claim is let go and the same attempt
+# number is due after `delay`, unless that is past the end of the delivery's schedule (its
+# creation plus every scheduled delay): then it fails, with the reason.
+_DEFER = text("""
+    UPDATE deliveries
+    SET claimed_until = NULL,
+        status = CASE WHEN now() + make_interval(secs => :delay)
+                           > created_at + make_interval(secs => :schedule_seconds)
+                      THEN 'failed' ELSE status END,
+        next_retry_at = CASE WHEN now() + make_interval(secs => :delay)
+                                  > created_at + make_interval(secs => :schedule_seconds)
+                             THEN NULL ELSE now() + make_interval(secs => :delay) END,
+        last_error = CASE WHEN now() + make_interval(secs => :delay)
+                               > created_at + make_interval(secs => :schedule_seconds)
+                          THEN 'circuit open' ELSE last_error END,
+        completed_at = CASE WHEN now() + make_interval(secs => :delay)
+                                 > created_at + make_interval(secs => :schedule_seconds)
+                            THEN now() END,
+        updated_at = now()
+    WHERE id = :delivery_id AND attempt_count = :attempt_number - 1
+      AND status IN ('pending', 'retrying')
+    RETURNING status
+""")
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """The delivery's state after an attempt; `retry_in` seconds when another is due."""
+    """The delivery's state after an attempt; `retry_in` seconds when another is due
+    (the same attempt number again when `deferred`: no attempt was made)."""
 
     status: str
     retry_in: int | None = None
+    deferred: bool = False
     # Flower's (argsrepr, kwargsrepr) for the retry message, built from the claim.
     retry_reprs: tuple[str, str] | None = None
 
@@ -143,6 +172,13 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                     delivery_id, attempt_number)
         return None
 
+    breaker = Breaker(settings)
+    # Manual attempts (a user's explicit re-send or test) are not held back; their result
+    # still counts.
+    if trigger != "manual" and not breaker.allow(
+            claim.subscription_id, claim.timeout_seconds + settings.claim_margin_seconds):
+        return defer(session, settings, breaker, claim, delivery_id, attempt_number, trigger)
+
     body = claim.body.encode("utf-8")
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)
     result = http.post(http.delivery_session(settings.allow_private_targets), claim.url, body,
@@ -150,12 +186,36 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     decided = decide(result, attempt_number, trigger, settings.retry_schedule)
     outcome = record_attempt(session, settings, claim, delivery_id, attempt_number, trigger,
                              headers, result, decided)
+    breaker.record(claim.subscription_id, result.succeeded)
     observability.attempt_finished(claim, delivery_id, attempt_number, trigger, result,
                                    outcome)
     if outcome is not None and outcome.retry_in is not None:
         outcome = replace(outcome, retry_reprs=deliver_reprs(
             delivery_id, attempt_number + 1, "automatic", claim.event_type, claim.url))
     return outcome
+
+
+def defer(session: Session, settings: Settings, breaker: Breaker, claim, delivery_id: str,
+          attempt_number: int, trigger: str) -> Outcome | None:
+    """No HTTP call and no attempt used: the same attempt is due once the breaker may let
+    it through (its open time left, or a probe's timeout while another delivery probes)."""
+    delay = math.ceil(breaker.open_for_seconds(claim.subscription_id)) or min(
+        claim.timeout_seconds, settings.circuit_open_seconds)
+    status = session.execute(_DEFER, {
+        "delivery_id": delivery_id, "attempt_number": attempt_number, "delay": delay,
+        "schedule_seconds": sum(settings.retry_schedule),
+    }).scalar_one_or_none()
+    session.commit()
+    if status is None:
+        return None
+    if status == "failed":
+        logger.warning("delivery %s failed: circuit open past the end of its schedule",
+                       delivery_id)
+        return Outcome("failed")
+    logger.info("delivery %s attempt %s deferred %s s: circuit open", delivery_id,
+                attempt_number, delay)
+    return Outcome(status, delay, deferred=True, retry_reprs=deliver_reprs(
+        delivery_id, attempt_number, trigger, claim.event_type, claim.url))
 
 
 def record_attempt(session: Session, settings: Settings, claim, delivery_id: str,
