@@ -70,7 +70,8 @@ return 0
 
 
 @cache
-def _client(url: str) -> redis.Redis:
+def redis_client(url: str) -> redis.Redis:
+    """One client (and connection pool) per Redis URL and process."""
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
@@ -88,7 +89,7 @@ class Breaker:
 
     @property
     def _redis(self) -> redis.Redis:
-        return _client(self.settings.broker_url)
+        return redis_client(self.settings.broker_url)
 
     def allow(self, subscription_id: str, probe_lease_seconds: int) -> bool:
         """May a delivery to this subscription be attempted now?"""

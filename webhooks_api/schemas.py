@@ -152,6 +152,10 @@ class SubscriptionUpdateSchema(Schema):
     is_active = StrictBoolean(metadata={
         "description": "false pauses the subscription; true re-activates a paused or "
                        "disabled one and resets its failure streak"})
+    max_per_second = fields.Integer(
+        strict=True, allow_none=True, validate=validate.Range(min=1, max=10000),
+        metadata={"description": "Most attempts per second to this endpoint, across all "
+                                 "workers; more wait (no attempt used). null: no limit"})
 
 
 class SubscriptionCreateSchema(SubscriptionUpdateSchema):
@@ -163,6 +167,11 @@ class SubscriptionCreateSchema(SubscriptionUpdateSchema):
     metadata = JsonObject(load_default=dict,
                           metadata={"description": "Free-form object, size-limited"})
     is_active = StrictBoolean(load_default=True)
+    max_per_second = fields.Integer(
+        strict=True, allow_none=True, load_default=None,
+        validate=validate.Range(min=1, max=10000),
+        metadata={"description": "Most attempts per second to this endpoint, across all "
+                                 "workers; more wait (no attempt used). null: no limit"})
 
 
 class SubscriptionQuerySchema(PageQuerySchema):
@@ -180,6 +189,7 @@ class SubscriptionSchema(Schema):
     disabled_reason = fields.String(required=True, allow_none=True)
     disabled_at = fields.DateTime(required=True, allow_none=True)
     timeout_seconds = fields.Integer(required=True)
+    max_per_second = fields.Integer(required=True, allow_none=True)
     headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     metadata = fields.Dict(attribute="extra_metadata", required=True)
     previous_secret_expires_at = fields.DateTime(

@@ -24,7 +24,7 @@ from webhooks_api.config import Settings
 from webhooks_api.secrets import SecretBox
 from webhooks_api.task_labels import deliver_reprs
 
-from . import health, http, observability
+from . import health, http, observability, rate_limit
 from .backoff import next_delay
 from .signing import redact_signatures, signature_headers
 
@@ -47,6 +47,7 @@ _CLAIM = text("""
            OR d.next_retry_at <= now() + make_interval(secs => :early_slack))
     RETURNING d.tenant_id, d.subscription_id, d.event_type, d.created_at, e.event_id, e.body,
               e.occurred_at, s.url, s.headers, s.timeout_seconds, s.secret_ciphertext,
+              s.max_per_second,
               CASE WHEN s.previous_secret_expires_at > now()
                    THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
 """)
@@ -78,28 +79,26 @@ _INSERT_ATTEMPT = text("""
             CAST(:response_headers AS jsonb), :response_body, :error_class, :error_message)
 """)
 
-# The circuit breaker is open: no attempt now. The claim is let go and the same attempt
-# number is due after `delay`, unless that is past the end of the delivery's schedule (its
-# creation plus every scheduled delay): then it fails, with the reason.
+# The circuit breaker is open or the rate limit used up: no attempt now. The claim is let
+# go and the same attempt number is due after `delay`, unless that is past the end of the
+# delivery's schedule (its creation plus every scheduled delay; NULL: no end): then it
+# fails, with the reason.
 _DEFER = text("""
-    UPDATE deliveries
+    UPDATE deliveries d
     SET claimed_until = NULL,
-        status = CASE WHEN now() + make_interval(secs => :delay)
-                           > created_at + make_interval(secs => :schedule_seconds)
-                      THEN 'failed' ELSE status END,
-        next_retry_at = CASE WHEN now() + make_interval(secs => :delay)
-                                  > created_at + make_interval(secs => :schedule_seconds)
-                             THEN NULL ELSE now() + make_interval(secs => :delay) END,
-        last_error = CASE WHEN now() + make_interval(secs => :delay)
-                               > created_at + make_interval(secs => :schedule_seconds)
-                          THEN 'circuit open' ELSE last_error END,
-        completed_at = CASE WHEN now() + make_interval(secs => :delay)
-                                 > created_at + make_interval(secs => :schedule_seconds)
-                            THEN now() END,
+        status = CASE WHEN t.past_end THEN 'failed' ELSE d.status END,
+        next_retry_at = CASE WHEN t.past_end THEN NULL ELSE t.due END,
+        last_error = CASE WHEN t.past_end THEN :reason ELSE d.last_error END,
+        completed_at = CASE WHEN t.past_end THEN now() END,
         updated_at = now()
-    WHERE id = :delivery_id AND attempt_count = :attempt_number - 1
-      AND status IN ('pending', 'retrying')
-    RETURNING status
+    FROM (SELECT id, now() + make_interval(secs => :delay) AS due,
+                 coalesce(now() + make_interval(secs => :delay) > created_at
+                          + make_interval(secs => CAST(:schedule_seconds AS float)), false)
+                 AS past_end
+          FROM deliveries WHERE id = :delivery_id) AS t
+    WHERE d.id = t.id AND d.attempt_count = :attempt_number - 1
+      AND d.status IN ('pending', 'retrying')
+    RETURNING d.status
 """)
 
 
@@ -109,7 +108,7 @@ class Outcome:
     (the same attempt number again when `deferred`: no attempt was made)."""
 
     status: str
-    retry_in: int | None = None
+    retry_in: float | None = None
     deferred: bool = False
     # Flower's (argsrepr, kwargsrepr) for the retry message, built from the claim.
     retry_reprs: tuple[str, str] | None = None
@@ -177,7 +176,13 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     # still counts.
     if trigger != "manual" and not breaker.allow(
             claim.subscription_id, claim.timeout_seconds + settings.claim_margin_seconds):
-        return defer(session, settings, breaker, claim, delivery_id, attempt_number, trigger)
+        return defer(session, settings, claim, delivery_id, attempt_number, trigger,
+                     breaker_delay(settings, breaker, claim), "circuit open")
+    if over_limit := rate_limit.wait_seconds(settings, claim.subscription_id,
+                                             claim.max_per_second):
+        # Never failed for it: the limit is the tenant's own choice, not an endpoint fault.
+        return defer(session, settings, claim, delivery_id, attempt_number, trigger,
+                     over_limit, "rate limit", fail_after_schedule=False)
 
     body = claim.body.encode("utf-8")
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)
@@ -195,25 +200,32 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     return outcome
 
 
-def defer(session: Session, settings: Settings, breaker: Breaker, claim, delivery_id: str,
-          attempt_number: int, trigger: str) -> Outcome | None:
-    """No HTTP call and no attempt used: the same attempt is due once the breaker may let
-    it through (its open time left, or a probe's timeout while another delivery probes)."""
-    delay = math.ceil(breaker.open_for_seconds(claim.subscription_id)) or min(
+def breaker_delay(settings: Settings, breaker: Breaker, claim) -> int:
+    """Until the breaker may let a delivery through: its open time left, or a probe's
+    timeout while another delivery probes."""
+    return math.ceil(breaker.open_for_seconds(claim.subscription_id)) or min(
         claim.timeout_seconds, settings.circuit_open_seconds)
+
+
+def defer(session: Session, settings: Settings, claim, delivery_id: str,
+          attempt_number: int, trigger: str, delay: float, reason: str,
+          fail_after_schedule: bool = True) -> Outcome | None:
+    """No HTTP call and no attempt used: the same attempt is due after `delay` seconds (or
+    the delivery fails with `reason` if that is past the end of its schedule)."""
     status = session.execute(_DEFER, {
         "delivery_id": delivery_id, "attempt_number": attempt_number, "delay": delay,
-        "schedule_seconds": sum(settings.retry_schedule),
+        "schedule_seconds": sum(settings.retry_schedule) if fail_after_schedule else None,
+        "reason": reason,
     }).scalar_one_or_none()
     session.commit()
     if status is None:
         return None
     if status == "failed":
-        logger.warning("delivery %s failed: circuit open past the end of its schedule",
-                       delivery_id)
+        logger.warning("delivery %s failed: %s past the end of its schedule", delivery_id,
+                       reason)
         return Outcome("failed")
-    logger.info("delivery %s attempt %s deferred %s s: circuit open", delivery_id,
-                attempt_number, delay)
+    logger.info("delivery %s attempt %s deferred %.3f s: %s", delivery_id, attempt_number,
+                delay, reason)
     return Outcome(status, delay, deferred=True, retry_reprs=deliver_reprs(
         delivery_id, attempt_number, trigger, claim.event_type, claim.url))
 
