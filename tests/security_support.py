@@ -85,7 +85,7 @@ def stored_delivery_ids(session, settings: Settings, tenant_id: str,
     """Store and fan out one event without enqueueing anything, so that no worker
     process touches its deliveries: the test makes the attempt itself."""
     stored = store_event(session, settings, tenant_id, event_type, {"invoice_id": "inv_1"})
-    delivery_ids = fan_out(session, stored.event)
+    delivery_ids = [message.kwargs["delivery_id"] for message in fan_out(session, stored.event)]
     session.commit()
     return delivery_ids
 

@@ -121,7 +121,7 @@ def test_flower_refuses_to_start_open_in_production(test_env):
 
     env = {**test_env, "WEBHOOKS_ENV": "production", "DATABASE_URL": "postgresql://x/y",
            "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
-           "WEBHOOKS_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZy0hIQ==",
+           "WEBHOOKS_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZy0hISE=",
            "WEBHOOKS_REQUIRE_HTTPS": "true", "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "false"}
     result = subprocess.run([sys.executable, "-m", "webhooks_worker.flower"],
                             env={**__import__("os").environ, **env}, capture_output=True,
