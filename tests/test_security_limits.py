@@ -37,11 +37,6 @@ _BIG = {f"X-Big-{n}": "v" * 4000 for n in range(3)}
 @pytest.mark.parametrize("headers, message", [
     (_MANY, "at most 20 custom headers (21 given)"),
     (_BIG, "custom headers total 12033 bytes, more than 8192"),
-    ({"X-Bad Name": "v"}, "header name 'X-Bad Name' is not a valid HTTP header name"),
-    ({"X-Bad:Name": "v"}, "header name 'X-Bad:Name' is not a valid HTTP header name"),
-    ({"X-Token": "a\r\nX-Injected: 1"}, "header 'X-Token': value must be printable ASCII"),
-    ({"X-Token": "a\nb"}, "header 'X-Token': value must be printable ASCII"),
-    ({"X-Token": "a\x00b"}, "header 'X-Token': value must be printable ASCII"),
     ({"X-Token": " padded"}, "header 'X-Token': value must be printable ASCII"),
     ({"X-Token": "café"}, "header 'X-Token': value must be printable ASCII"),
     ({"Host": "internal"}, "header 'Host' is set by the service"),
@@ -66,7 +61,24 @@ def test_header_name_and_value_lengths(client, tenant, headers):
         "url": "https://127.0.0.1:9/hook", "event_types": ["invoice.created"],
         "headers": headers})
     assert response.status_code == 422, response.json
-    assert "headers" in response.json["errors"]["json"]
+    assert "headers" in response.json["errors"]
+
+
+@pytest.mark.parametrize("headers, part", [
+    ({"X-Bad Name": "v"}, "key"), ({"X-Bad:Name": "v"}, "key"),
+    ({"X-Token": "a\r\nX-Injected: 1"}, "value"), ({"X-Token": "a\nb"}, "value"),
+    ({"X-Token": "a\x00b"}, "value"),
+])
+def test_header_injection_is_refused_by_the_schema(client, tenant, session, headers, part):
+    """Names that are not HTTP tokens and values with control characters: the request
+    schema refuses them first, the error nested under the header (docs/API.md "Errors")."""
+    response = client.post(SUBSCRIPTIONS, headers=tenant["headers"], json={
+        "url": "https://127.0.0.1:9/hook", "event_types": ["invoice.created"],
+        "headers": headers})
+    assert response.status_code == 422, response.json
+    [name] = headers
+    assert response.json["errors"]["headers"][name][part], response.json
+    assert session.scalar(select(func.count()).select_from(Subscription)) == 0
 
 
 def test_headers_at_the_limits_are_accepted(client, tenant):
