@@ -83,12 +83,13 @@ def test_usage_examples(reader_env, client, tenant, receiver, tmp_path, monkeypa
     run_examples("USAGE.md", reader_env, {"__name__": "docs"}, tmp_path, monkeypatch)
 
     expected = {"invoice.paid", "invoice.voided", "invoice.created", "invoice.payment_failed",
-                "webhook.test"}
+                "customer.created", "webhook.test"}
     wait_for(lambda: {json.loads(r.body)["type"] for r in receiver.requests} >= expected,
              timeout=60, message=f"deliveries of {sorted(expected)}")
     by_type = {json.loads(r.body)["type"]: r for r in receiver.requests}
     for event_type, event_id in (("invoice.paid", "inv_42-paid"),
                                  ("invoice.voided", "inv_42-voided"),
+                                 ("customer.created", "cus_7-created"),
                                  ("invoice.created", "inv_42-created"),
                                  ("invoice.payment_failed", "inv_42-failed")):
         request = by_type[event_type]
