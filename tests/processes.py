@@ -3,7 +3,9 @@ started as the Procfile starts them, on free ports of 127.0.0.1, logging to var/
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +19,20 @@ from webhooks_api.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Warm-stop a process started in its own group (SIGTERM), then SIGKILL after 30 s."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
 
 
 def _answers(url: str, **kwargs) -> bool:
