@@ -260,9 +260,9 @@ async function sendTest(subscriptionId) {
   if (result.delivery_id) await openDelivery(result.delivery_id);
 }
 
-// Charts: inline SVG drawn from GET /subscriptions/{id}/stats. The success rate is
-// computed from the counts (successes over finished deliveries) so that it reads the same
-// in every chart.
+// Charts: inline SVG drawn from GET /subscriptions/{id}/stats (docs/HEALTH.md). The
+// success rate is the API's `success_rate` (0..1, successes over finished deliveries, null
+// when none finished): the page computes no figure of its own.
 
 async function stats(subscriptionId, minutes, bucket) {
   const query = new URLSearchParams({ since: minutesAgo(minutes), bucket });
@@ -274,10 +274,6 @@ async function stats(subscriptionId, minutes, bucket) {
   }
 }
 
-const rateOf = (counts) => {
-  const finished = counts.success + counts.failure;
-  return finished ? counts.success / finished : null;
-};
 const percent = (rate) => (rate == null ? "no deliveries" : `${Math.round(rate * 100)}%`);
 
 async function drawSparkline(subscriptionId, target) {
@@ -294,10 +290,10 @@ async function drawSparkline(subscriptionId, target) {
   }
   const width = 120, height = 24, slots = Math.max(result.series.length - 1, 1);
   // Hours without a finished delivery have no rate: they are skipped, not drawn as 0.
-  const points = result.series.map((bucket, index) => [index, rateOf(bucket)])
+  const points = result.series.map((bucket, index) => [index, bucket.success_rate])
     .filter(([, rate]) => rate != null)
     .map(([index, rate]) => [(index / slots) * width, height - 2 - rate * (height - 4)]);
-  const total = rateOf(result.totals);
+  const total = result.totals.success_rate;
   let line;
   if (points.length > 1) line = svg("polyline", { points: points.join(" "), class: "spark" });
   else if (points.length) line = svg("circle", { cx: points[0][0], cy: points[0][1], r: 2, class: "spark-dot" });
@@ -373,16 +369,19 @@ function latencyChart(series) {
   const maximum = Math.max(1, ...values);
   const slot = (width - left) / Math.max(series.length, 1);
   const y = (value) => height - bottom - (value / maximum) * (height - bottom - 4);
-  const lines = ["p50", "p90", "p99"].map((percentile) => {
-    // A minute without deliveries has no latency: the line is broken there, not drawn to 0.
-    const path = series.map((bucket, index) => {
+  // A minute without deliveries has no latency: the line is broken there, not drawn to 0.
+  // Every value also gets a dot, so that a minute between two empty ones still shows.
+  const lines = ["p50", "p90", "p99"].flatMap((percentile) => {
+    const points = series.map((bucket, index) => {
       const value = bucket.latency_ms ? bucket.latency_ms[percentile] : null;
-      if (value == null) return null;
-      return `${left + (index + 0.5) * slot},${y(value)}`;
+      return value == null ? null : { x: left + (index + 0.5) * slot, y: y(value), bucket, value };
     });
-    const d = path.map((point, index) => (point == null ? ""
-      : `${index && path[index - 1] != null ? "L" : "M"}${point}`)).join(" ");
-    return svg("path", { d: d || "M0,0", class: `line ${percentile}` });
+    const d = points.flatMap((point, index) => (point == null ? []
+      : [`${index && points[index - 1] != null ? "L" : "M"}${point.x},${point.y}`])).join(" ");
+    const dots = points.filter(Boolean).map((point) => svg("circle",
+      { cx: point.x, cy: point.y, r: 2.5, class: `dot ${percentile}` },
+      svg("title", {}, `${new Date(point.bucket.start).toLocaleTimeString()}: ${percentile} ${Math.round(point.value)} ms`)));
+    return [svg("path", { d: d || "M0,0", class: `line ${percentile}` }), ...dots];
   });
   return svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
                       "aria-label": "latency percentiles per minute" },
