@@ -288,15 +288,17 @@ async function drawSparkline(subscriptionId, target) {
     target.textContent = "not available";
     return;
   }
-  const width = 120, height = 24, slots = Math.max(result.series.length - 1, 1);
-  // Hours without a finished delivery have no rate: they are skipped, not drawn as 0.
+  const width = 120, height = 24, pad = 3, slots = Math.max(result.series.length - 1, 1);
+  // Hours without a finished delivery have no rate: they are skipped, not drawn as 0. The
+  // padding keeps a dot in the first or last hour (the current one) whole.
   const points = result.series.map((bucket, index) => [index, bucket.success_rate])
     .filter(([, rate]) => rate != null)
-    .map(([index, rate]) => [(index / slots) * width, height - 2 - rate * (height - 4)]);
+    .map(([index, rate]) => [pad + (index / slots) * (width - 2 * pad),
+                             height - pad - rate * (height - 2 * pad)]);
   const total = result.totals.success_rate;
   let line;
   if (points.length > 1) line = svg("polyline", { points: points.join(" "), class: "spark" });
-  else if (points.length) line = svg("circle", { cx: points[0][0], cy: points[0][1], r: 2, class: "spark-dot" });
+  else if (points.length) line = svg("circle", { cx: points[0][0], cy: points[0][1], r: 2.5, class: "spark-dot" });
   else line = svg("line", { x1: 0, y1: height / 2, x2: width, y2: height / 2, class: "spark-empty" });
   target.replaceChildren(
     svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
