@@ -294,9 +294,10 @@ def _local(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
 
 
-def _delivered(tenant_api: Api, count: int, status: str) -> None:
-    wait_for(lambda: [d["status"] for d in tenant_api.deliveries()] == [status] * count,
-             timeout=60, interval=0.5, message=f"{count} deliveries {status}")
+def _wait_for_statuses(tenant_api: Api, *statuses: str) -> None:
+    """Until the tenant's deliveries have exactly these statuses (in any order)."""
+    wait_for(lambda: sorted(d["status"] for d in tenant_api.deliveries()) == sorted(statuses),
+             timeout=60, interval=0.5, message=f"deliveries {', '.join(statuses)}")
 
 
 def test_success_sparkline_and_health_charts(page, tenant, tenant_api, receiver, worker):
@@ -310,14 +311,10 @@ def test_success_sparkline_and_health_charts(page, tenant, tenant_api, receiver,
     for number in range(3):
         tenant_api.publish("invoice.created", {"invoice_id": f"inv_{number}"})
     tenant_api.publish("payment.failed", {"payment_id": "pay_1"})
-    wait_for(lambda: sorted(d["status"] for d in tenant_api.deliveries()) == [
-        "failed", "success", "success", "success"], timeout=60, interval=0.5,
-        message="four final deliveries")
+    _wait_for_statuses(tenant_api, "failed", "success", "success", "success")
     replies["/ok"] = Reply(status=500)
     tenant_api.publish("invoice.created", {"invoice_id": "inv_failing"})
-    wait_for(lambda: sorted(d["status"] for d in tenant_api.deliveries()) == [
-        "failed", "failed", "success", "success", "success"], timeout=60, interval=0.5,
-        message="the fifth delivery failed")
+    _wait_for_statuses(tenant_api, "failed", "failed", "success", "success", "success")
 
     page.sign_in(tenant["api_key"])
     sparkline = f"{page.subscription_row(mixed['id'])} .sparkline"
@@ -386,7 +383,7 @@ def test_recover_a_window_resends_the_failed_deliveries(page, tenant, tenant_api
     window_start = datetime.now() - timedelta(minutes=1)
     event_ids = {tenant_api.publish("invoice.created", {"invoice_id": f"inv_{number}"})
                  for number in range(2)}
-    _delivered(tenant_api, 2, "failed")
+    _wait_for_statuses(tenant_api, "failed", "failed")
     failed_posts = len(receiver.posts())
     replies["status"] = 200
 
@@ -403,7 +400,7 @@ def test_recover_a_window_resends_the_failed_deliveries(page, tenant, tenant_api
              message="the recovered deliveries")
     resent = {json.loads(post.body)["id"] for post in receiver.posts()[failed_posts:]}
     assert resent == event_ids
-    _delivered(tenant_api, 2, "success")
+    _wait_for_statuses(tenant_api, "success", "success")
     page.wait_until(lambda: [row[3] for row in page.apply_filters()] == ["success"] * 2,
                     "the log to show both delivered")
 
@@ -419,23 +416,26 @@ def test_replay_missing_after_re_enabling(page, tenant, tenant_api, receiver, wo
              timeout=30, message="the subscription disabled by the 410")
     missed = {tenant_api.publish("invoice.created", {"invoice_id": f"inv_{number}"})
               for number in range(2)}
-    _delivered(tenant_api, 3, "disabled")
+    _wait_for_statuses(tenant_api, "disabled", "disabled", "disabled")
     assert len(receiver.posts()) == 1
     replies["status"] = 200
 
     page.sign_in(tenant["api_key"])
     row = page.subscription_row(created["id"])
     page.wait_text(f"{row} .state", "410")
+    page.press("Health", row)
+    page.press("Replay missing", "#subscription-health")  # refused while disabled
+    page.wait_text("#resend-result", "is disabled; re-activate it")
+    assert len(receiver.posts()) == 1
     page.press("Enable", row)
     page.wait_text(f"{row} .state", "active")
-    page.press("Health", row)
     page.press("Replay missing", "#subscription-health")
     page.wait_text("#resend-result", "3 deliveries queued.")
 
     wait_for(lambda: len(receiver.posts()) == 4, timeout=30, message="the replayed deliveries")
     replayed = {json.loads(post.body)["id"] for post in receiver.posts()[1:]}
     assert replayed == missed | {first}
-    _delivered(tenant_api, 3, "success")
+    _wait_for_statuses(tenant_api, "success", "success", "success")
 
 
 def test_circuit_state_is_shown_when_not_closed(browser, app, tenant, receiver, test_env):

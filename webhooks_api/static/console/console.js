@@ -6,9 +6,6 @@
 const API = document.body.dataset.api;
 const KEY_STORAGE = "webhooks.apiKey";
 const PAGE_SIZE = 50;
-// Statuses meaning "this server has no such operation" (an older server): the page says
-// "not available" instead of failing.
-const UNAVAILABLE = new Set([404, 405, 501]);
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
@@ -38,8 +35,6 @@ async function api(method, path, body) {
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
-
-const isUnavailable = (error) => error instanceof ApiError && UNAVAILABLE.has(error.status);
 
 function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
@@ -244,14 +239,7 @@ async function rotateSecret(subscriptionId) {
 }
 
 async function sendTest(subscriptionId) {
-  let result;
-  try {
-    result = await api("POST", `/subscriptions/${subscriptionId}/test`, {});
-  } catch (error) {
-    if (!isUnavailable(error)) throw error;
-    notify("Sending a test event is not available on this server.", true);
-    return;
-  }
+  const result = await api("POST", `/subscriptions/${subscriptionId}/test`, {});
   const attempt = result.attempt || {};
   const answer = attempt.response_status != null ? `answered ${attempt.response_status}`
     : `no response (${attempt.error ? attempt.error.error_class : "unknown"})`;
@@ -266,12 +254,7 @@ async function sendTest(subscriptionId) {
 
 async function stats(subscriptionId, minutes, bucket) {
   const query = new URLSearchParams({ since: minutesAgo(minutes), bucket });
-  try {
-    return await api("GET", `/subscriptions/${subscriptionId}/stats?${query}`);
-  } catch (error) {
-    if (isUnavailable(error)) return null;
-    throw error;
-  }
+  return api("GET", `/subscriptions/${subscriptionId}/stats?${query}`);
 }
 
 const percent = (rate) => (rate == null ? "no deliveries" : `${Math.round(rate * 100)}%`);
@@ -282,10 +265,7 @@ async function drawSparkline(subscriptionId, target) {
     result = await stats(subscriptionId, 24 * 60, "hour");
   } catch (error) {
     target.textContent = "error";
-    return;
-  }
-  if (!result) {
-    target.textContent = "not available";
+    target.title = error.message;
     return;
   }
   const width = 120, height = 24, pad = 3, slots = Math.max(result.series.length - 1, 1);
@@ -318,12 +298,6 @@ async function openHealth(subscriptionId) {
 
 async function drawHealth() {
   const result = await stats(state.healthId, 60, "minute");
-  if (!result) {
-    for (const id of ["outcome-chart", "latency-chart"]) {
-      $(id).replaceChildren(h("p", {}, "Statistics are not available on this server."));
-    }
-    return;
-  }
   $("outcome-chart").replaceChildren(outcomeChart(result.series), legend(["success", "failure", "pending"]));
   $("latency-chart").replaceChildren(latencyChart(result.series), legend(["p50", "p90", "p99"]));
 }
@@ -393,15 +367,18 @@ function latencyChart(series) {
 const legend = (names) => h("p", { class: "legend" },
   ...names.map((name) => h("span", {}, h("i", { class: `swatch ${name}` }), name)));
 
+// The refusal (e.g. 409: the subscription is not active) is shown next to the buttons.
 async function resend(kind, body) {
   let result;
   try {
     result = await api("POST", `/subscriptions/${state.healthId}/${kind}`, body);
   } catch (error) {
-    if (!isUnavailable(error)) throw error;
-    $("resend-result").textContent = `${kind === "recover" ? "Recovering a window" : "Replaying"} is not available on this server.`;
+    if (!(error instanceof ApiError) || error.status === 401) throw error;
+    $("resend-result").textContent = error.message;
+    $("resend-result").classList.add("error");
     return;
   }
+  $("resend-result").classList.remove("error");
   $("resend-result").textContent = `${result.count} deliveries queued.`;
   await loadDeliveries();
 }
