@@ -2,20 +2,19 @@
 serving the app, the session's Celery worker and a receiver on 127.0.0.1.
 
 Every step is done as a user does it, on the page; the API is called directly only to
-publish (what the tenant's own platform does) and to check what the page changed. The
-stats, test-event, recover and replay operations are not on this branch yet: these tests
-cover only what exists.
+publish (what the tenant's own platform does) and to check what the page changed.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
 from tests.console_support import ConsolePage, chromium
+from tests.engine_support import isolated_worker
 from tests.helpers import wait_for
 from tests.processes import web
 from tests.receiver import Reply
@@ -288,3 +287,177 @@ def test_log_pages_with_load_more(page, tenant, tenant_api, receiver, worker):
         ".map((row) => row.dataset.id)")
     listed = tenant_api.call("GET", "/deliveries", 200, params={"limit": 250})["items"]
     assert shown_ids == [delivery["id"] for delivery in listed]  # newest first, no repeats
+
+
+def _local(moment: datetime) -> str:
+    """A time as the page's datetime-local fields take it (the browser's own zone)."""
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def _wait_for_statuses(tenant_api: Api, *statuses: str) -> None:
+    """Until the tenant's deliveries have exactly these statuses (in any order)."""
+    wait_for(lambda: sorted(d["status"] for d in tenant_api.deliveries()) == sorted(statuses),
+             timeout=60, interval=0.5, message=f"deliveries {', '.join(statuses)}")
+
+
+def test_success_sparkline_and_health_charts(page, tenant, tenant_api, receiver, worker):
+    """The 24-hour success rate of each subscription (stats by hour) and the health panel's
+    deliveries per minute by outcome and latency percentiles (stats by minute)."""
+    replies = {"/ok": Reply(), "/fail": Reply(status=500)}
+    receiver.respond = lambda request: replies[request.path]
+    mixed = tenant_api.subscribe(f"{receiver.base_url}/ok", ["invoice.*"])
+    failing = tenant_api.subscribe(f"{receiver.base_url}/fail", ["payment.*"])
+    idle = tenant_api.subscribe(f"{receiver.base_url}/ok", ["customer.*"])
+    for number in range(3):
+        tenant_api.publish("invoice.created", {"invoice_id": f"inv_{number}"})
+    tenant_api.publish("payment.failed", {"payment_id": "pay_1"})
+    _wait_for_statuses(tenant_api, "failed", "success", "success", "success")
+    replies["/ok"] = Reply(status=500)
+    tenant_api.publish("invoice.created", {"invoice_id": "inv_failing"})
+    _wait_for_statuses(tenant_api, "failed", "failed", "success", "success", "success")
+
+    page.sign_in(tenant["api_key"])
+    sparkline = f"{page.subscription_row(mixed['id'])} .sparkline"
+    page.wait_text(f"{sparkline} .rate", "75%")  # 3 of 4 finished deliveries succeeded
+    assert page.element(f"{sparkline} svg").get_attribute("aria-label") == "success rate 75%"
+    assert page.element(f"{sparkline} polyline, {sparkline} circle") is not None
+    page.wait_text(f"{page.subscription_row(failing['id'])} .sparkline .rate", "0%")
+    page.wait_text(f"{page.subscription_row(idle['id'])} .sparkline .rate", "no deliveries")
+    stats = tenant_api.call("GET", f"/subscriptions/{mixed['id']}/stats", 200,
+                            params={"bucket": "hour"})
+    assert stats["totals"]["success_rate"] == 0.75
+
+    page.press("Health", page.subscription_row(mixed["id"]))
+    page.wait_text("#health-subscription", mixed["id"])
+    bars = "#outcome-chart svg rect"
+    page.wait_until(lambda: page.driver.find_elements("css selector", bars), "the outcome bars")
+    outcomes = page.driver.execute_script(
+        "const sum = {};"
+        "for (const bar of document.querySelectorAll(arguments[0])) {"
+        "  const [, n, outcome] = bar.textContent.match(/: (\\d+) (\\w+)$/);"
+        "  sum[outcome] = (sum[outcome] || 0) + Number(n); }"
+        "return sum;", bars)
+    assert outcomes == {"success": 3, "failure": 1}
+    assert page.element("#outcome-chart svg").get_attribute("aria-label") == \
+        "deliveries per minute by outcome"
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    stats = tenant_api.call("GET", f"/subscriptions/{mixed['id']}/stats", 200,
+                            params={"bucket": "minute", "since": hour_ago})
+    for percentile in ("p50", "p90", "p99"):
+        measured = sum((bucket["latency_ms"] or {}).get(percentile) is not None
+                       for bucket in stats["series"])
+        dots = page.driver.find_elements("css selector", f"#latency-chart circle.dot.{percentile}")
+        assert len(dots) == measured > 0, percentile  # one dot per minute measured
+        line = page.element(f"#latency-chart path.{percentile}").get_attribute("d")
+        assert line.startswith("M") and line != "M0,0", percentile
+    assert "ms" in page.text("#latency-chart")
+    assert "p50" in page.text("#latency-chart .legend")
+    page.screenshot("console-health.png")
+
+
+def test_send_test_shows_the_result_and_opens_the_delivery(page, tenant, tenant_api, receiver,
+                                                          worker):
+    created = tenant_api.subscribe(receiver.url, ["invoice.*"])
+    page.sign_in(tenant["api_key"])
+    row = page.subscription_row(created["id"])
+    page.wait_text(row, receiver.url)
+
+    page.press("Send test", row)
+    page.wait_text("#notice", "answered 200")
+    wait_for(lambda: len(receiver.posts()) == 1, timeout=30, message="the test event")
+    sent = json.loads(receiver.posts()[0].body)
+    assert sent["type"] == "webhook.test"
+    assert page.text("#notice") == f"Test event {sent['id']}: success, answered 200."
+    page.wait_text("#delivery-detail", "Attempt 1 · manual")
+    assert f"webhook.test (event {sent['id']})" in page.text("#detail-summary")
+    assert page.text('#attempts [data-attempt="1"] .response-status') == "HTTP 200"
+    page.wait_until(lambda: [row[1] for row in page.delivery_rows()] == ["webhook.test"],
+                    "the test delivery in the log")
+
+
+def test_recover_a_window_resends_the_failed_deliveries(page, tenant, tenant_api, receiver,
+                                                       worker):
+    replies = {"status": 500}
+    receiver.respond = lambda request: Reply(status=replies["status"])
+    created = tenant_api.subscribe(receiver.url, ["invoice.*"])
+    window_start = datetime.now() - timedelta(minutes=1)
+    event_ids = {tenant_api.publish("invoice.created", {"invoice_id": f"inv_{number}"})
+                 for number in range(2)}
+    _wait_for_statuses(tenant_api, "failed", "failed")
+    failed_posts = len(receiver.posts())
+    replies["status"] = 200
+
+    page.sign_in(tenant["api_key"])
+    row = page.subscription_row(created["id"])
+    page.wait_text(f"{row} .state", "failing")
+    page.press("Health", row)
+    page.set_value("#recover-since", _local(window_start))
+    page.set_value("#recover-until", _local(datetime.now() + timedelta(minutes=2)))
+    page.press("Recover window", "#subscription-health")
+    page.wait_text("#resend-result", "2 deliveries queued.")
+
+    wait_for(lambda: len(receiver.posts()) == failed_posts + 2, timeout=30,
+             message="the recovered deliveries")
+    resent = {json.loads(post.body)["id"] for post in receiver.posts()[failed_posts:]}
+    assert resent == event_ids
+    _wait_for_statuses(tenant_api, "success", "success")
+    page.wait_until(lambda: [row[3] for row in page.apply_filters()] == ["success"] * 2,
+                    "the log to show both delivered")
+
+
+def test_replay_missing_after_re_enabling(page, tenant, tenant_api, receiver, worker):
+    """Disabled by a 410, the endpoint misses two events; once it is fixed and enabled
+    again, Replay missing sends what it never got."""
+    replies = {"status": 410}
+    receiver.respond = lambda request: Reply(status=replies["status"])
+    created = tenant_api.subscribe(receiver.url, ["invoice.*"])
+    first = tenant_api.publish("invoice.created", {"invoice_id": "inv_gone"})
+    wait_for(lambda: tenant_api.subscription(created["id"])["status"] == "disabled",
+             timeout=30, message="the subscription disabled by the 410")
+    missed = {tenant_api.publish("invoice.created", {"invoice_id": f"inv_{number}"})
+              for number in range(2)}
+    _wait_for_statuses(tenant_api, "disabled", "disabled", "disabled")
+    assert len(receiver.posts()) == 1
+    replies["status"] = 200
+
+    page.sign_in(tenant["api_key"])
+    row = page.subscription_row(created["id"])
+    page.wait_text(f"{row} .state", "410")
+    page.press("Health", row)
+    page.press("Replay missing", "#subscription-health")  # refused while disabled
+    page.wait_text("#resend-result", "is disabled; re-activate it")
+    assert len(receiver.posts()) == 1
+    page.press("Enable", row)
+    page.wait_text(f"{row} .state", "active")
+    page.press("Replay missing", "#subscription-health")
+    page.wait_text("#resend-result", "3 deliveries queued.")
+
+    wait_for(lambda: len(receiver.posts()) == 4, timeout=30, message="the replayed deliveries")
+    replayed = {json.loads(post.body)["id"] for post in receiver.posts()[1:]}
+    assert replayed == missed | {first}
+    _wait_for_statuses(tenant_api, "success", "success", "success")
+
+
+def test_circuit_state_is_shown_when_not_closed(browser, app, tenant, receiver, test_env):
+    """A worker with the breaker on opens it after three failures; the console of a server
+    of the same deployment (same settings and key prefix) shows it."""
+    breaker = {"WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD": "3", "WEBHOOKS_CIRCUIT_WINDOW_SECONDS": "60",
+               "WEBHOOKS_CIRCUIT_OPEN_SECONDS": "120", "WEBHOOKS_RETRY_SCHEDULE": "1,1,600"}
+    receiver.respond = lambda request: Reply(status=500)
+    with isolated_worker(test_env, breaker) as breaker_worker, \
+            web(breaker_worker.env, workers=1) as url:
+        tenant_api = Api(url, tenant)
+        failing = tenant_api.subscribe(receiver.url, ["invoice.*"])
+        healthy = tenant_api.subscribe(receiver.url, ["customer.*"])
+        for number in range(3):
+            tenant_api.publish("invoice.created", {"invoice_id": f"inv_{number}"})
+        wait_for(lambda: tenant_api.subscription(failing["id"])["circuit_state"] == "open",
+                 timeout=60, interval=0.5, message="the breaker open")
+
+        page = ConsolePage(browser, url).open()
+        page.sign_in(tenant["api_key"])
+        state = f"{page.subscription_row(failing['id'])} .state"
+        page.wait_text(state, "circuit open")
+        assert page.text(f"{page.subscription_row(failing['id'])} .badge") == "failing"
+        assert page.text(f"{page.subscription_row(healthy['id'])} .state") == "active"
+        assert page.page_errors() == []

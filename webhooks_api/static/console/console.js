@@ -6,9 +6,6 @@
 const API = document.body.dataset.api;
 const KEY_STORAGE = "webhooks.apiKey";
 const PAGE_SIZE = 50;
-// Statuses meaning "this server has no such operation" (an older server): the page says
-// "not available" instead of failing.
-const UNAVAILABLE = new Set([404, 405, 501]);
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
@@ -38,8 +35,6 @@ async function api(method, path, body) {
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
-
-const isUnavailable = (error) => error instanceof ApiError && UNAVAILABLE.has(error.status);
 
 function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
@@ -244,14 +239,7 @@ async function rotateSecret(subscriptionId) {
 }
 
 async function sendTest(subscriptionId) {
-  let result;
-  try {
-    result = await api("POST", `/subscriptions/${subscriptionId}/test`, {});
-  } catch (error) {
-    if (!isUnavailable(error)) throw error;
-    notify("Sending a test event is not available on this server.", true);
-    return;
-  }
+  const result = await api("POST", `/subscriptions/${subscriptionId}/test`, {});
   const attempt = result.attempt || {};
   const answer = attempt.response_status != null ? `answered ${attempt.response_status}`
     : `no response (${attempt.error ? attempt.error.error_class : "unknown"})`;
@@ -260,24 +248,15 @@ async function sendTest(subscriptionId) {
   if (result.delivery_id) await openDelivery(result.delivery_id);
 }
 
-// Charts: inline SVG drawn from GET /subscriptions/{id}/stats. The success rate is
-// computed from the counts (successes over finished deliveries) so that it reads the same
-// in every chart.
+// Charts: inline SVG drawn from GET /subscriptions/{id}/stats (docs/HEALTH.md). The
+// success rate is the API's `success_rate` (0..1, successes over finished deliveries, null
+// when none finished): the page computes no figure of its own.
 
 async function stats(subscriptionId, minutes, bucket) {
   const query = new URLSearchParams({ since: minutesAgo(minutes), bucket });
-  try {
-    return await api("GET", `/subscriptions/${subscriptionId}/stats?${query}`);
-  } catch (error) {
-    if (isUnavailable(error)) return null;
-    throw error;
-  }
+  return api("GET", `/subscriptions/${subscriptionId}/stats?${query}`);
 }
 
-const rateOf = (counts) => {
-  const finished = counts.success + counts.failure;
-  return finished ? counts.success / finished : null;
-};
 const percent = (rate) => (rate == null ? "no deliveries" : `${Math.round(rate * 100)}%`);
 
 async function drawSparkline(subscriptionId, target) {
@@ -286,21 +265,20 @@ async function drawSparkline(subscriptionId, target) {
     result = await stats(subscriptionId, 24 * 60, "hour");
   } catch (error) {
     target.textContent = "error";
+    target.title = error.message;
     return;
   }
-  if (!result) {
-    target.textContent = "not available";
-    return;
-  }
-  const width = 120, height = 24, slots = Math.max(result.series.length - 1, 1);
-  // Hours without a finished delivery have no rate: they are skipped, not drawn as 0.
-  const points = result.series.map((bucket, index) => [index, rateOf(bucket)])
+  const width = 120, height = 24, pad = 3, slots = Math.max(result.series.length - 1, 1);
+  // Hours without a finished delivery have no rate: they are skipped, not drawn as 0. The
+  // padding keeps a dot in the first or last hour (the current one) whole.
+  const points = result.series.map((bucket, index) => [index, bucket.success_rate])
     .filter(([, rate]) => rate != null)
-    .map(([index, rate]) => [(index / slots) * width, height - 2 - rate * (height - 4)]);
-  const total = rateOf(result.totals);
+    .map(([index, rate]) => [pad + (index / slots) * (width - 2 * pad),
+                             height - pad - rate * (height - 2 * pad)]);
+  const total = result.totals.success_rate;
   let line;
   if (points.length > 1) line = svg("polyline", { points: points.join(" "), class: "spark" });
-  else if (points.length) line = svg("circle", { cx: points[0][0], cy: points[0][1], r: 2, class: "spark-dot" });
+  else if (points.length) line = svg("circle", { cx: points[0][0], cy: points[0][1], r: 2.5, class: "spark-dot" });
   else line = svg("line", { x1: 0, y1: height / 2, x2: width, y2: height / 2, class: "spark-empty" });
   target.replaceChildren(
     svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
@@ -320,12 +298,6 @@ async function openHealth(subscriptionId) {
 
 async function drawHealth() {
   const result = await stats(state.healthId, 60, "minute");
-  if (!result) {
-    for (const id of ["outcome-chart", "latency-chart"]) {
-      $(id).replaceChildren(h("p", {}, "Statistics are not available on this server."));
-    }
-    return;
-  }
   $("outcome-chart").replaceChildren(outcomeChart(result.series), legend(["success", "failure", "pending"]));
   $("latency-chart").replaceChildren(latencyChart(result.series), legend(["p50", "p90", "p99"]));
 }
@@ -373,16 +345,19 @@ function latencyChart(series) {
   const maximum = Math.max(1, ...values);
   const slot = (width - left) / Math.max(series.length, 1);
   const y = (value) => height - bottom - (value / maximum) * (height - bottom - 4);
-  const lines = ["p50", "p90", "p99"].map((percentile) => {
-    // A minute without deliveries has no latency: the line is broken there, not drawn to 0.
-    const path = series.map((bucket, index) => {
+  // A minute without deliveries has no latency: the line is broken there, not drawn to 0.
+  // Every value also gets a dot, so that a minute between two empty ones still shows.
+  const lines = ["p50", "p90", "p99"].flatMap((percentile) => {
+    const points = series.map((bucket, index) => {
       const value = bucket.latency_ms ? bucket.latency_ms[percentile] : null;
-      if (value == null) return null;
-      return `${left + (index + 0.5) * slot},${y(value)}`;
+      return value == null ? null : { x: left + (index + 0.5) * slot, y: y(value), bucket, value };
     });
-    const d = path.map((point, index) => (point == null ? ""
-      : `${index && path[index - 1] != null ? "L" : "M"}${point}`)).join(" ");
-    return svg("path", { d: d || "M0,0", class: `line ${percentile}` });
+    const d = points.flatMap((point, index) => (point == null ? []
+      : [`${index && points[index - 1] != null ? "L" : "M"}${point.x},${point.y}`])).join(" ");
+    const dots = points.filter(Boolean).map((point) => svg("circle",
+      { cx: point.x, cy: point.y, r: 2.5, class: `dot ${percentile}` },
+      svg("title", {}, `${new Date(point.bucket.start).toLocaleTimeString()}: ${percentile} ${Math.round(point.value)} ms`)));
+    return [svg("path", { d: d || "M0,0", class: `line ${percentile}` }), ...dots];
   });
   return svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
                       "aria-label": "latency percentiles per minute" },
@@ -392,15 +367,18 @@ function latencyChart(series) {
 const legend = (names) => h("p", { class: "legend" },
   ...names.map((name) => h("span", {}, h("i", { class: `swatch ${name}` }), name)));
 
+// The refusal (e.g. 409: the subscription is not active) is shown next to the buttons.
 async function resend(kind, body) {
   let result;
   try {
     result = await api("POST", `/subscriptions/${state.healthId}/${kind}`, body);
   } catch (error) {
-    if (!isUnavailable(error)) throw error;
-    $("resend-result").textContent = `${kind === "recover" ? "Recovering a window" : "Replaying"} is not available on this server.`;
+    if (!(error instanceof ApiError) || error.status === 401) throw error;
+    $("resend-result").textContent = error.message;
+    $("resend-result").classList.add("error");
     return;
   }
+  $("resend-result").classList.remove("error");
   $("resend-result").textContent = `${result.count} deliveries queued.`;
   await loadDeliveries();
 }
