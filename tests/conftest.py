@@ -26,6 +26,7 @@ from tests.receiver import Receiver
 from webhooks_api import create_app
 from webhooks_api.embedded import RedisServer, ensure_database, reachable, start_postgres
 from webhooks_api.extensions import db
+from webhooks_api.queue import WORKER_QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -134,7 +135,7 @@ def start_worker_process(test_env: dict[str, str], extra_env: dict[str, str] | N
     return subprocess.Popen(
         [*(wrapper or []), sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app",
          "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip",
-         "--without-mingle", "-Q", "webhooks.publish,webhooks.deliver,webhooks.maintenance",
+         "--without-mingle", "-Q", ",".join(WORKER_QUEUES),
          "-n", f"test-{uuid.uuid4().hex[:6]}@%h", *(extra_args or [])],
         env=env, cwd=ROOT, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -347,7 +347,8 @@ def test_list_filters_by_status(client, tenant):
                                   "dlv_123"])
 def test_unknown_or_malformed_ids_are_404(client, tenant, path):
     for method, suffix in (("get", ""), ("patch", ""), ("delete", ""),
-                           ("post", "/rotate-secret"), ("get", "/deliveries")):
+                           ("post", "/rotate-secret"), ("get", "/deliveries"),
+                           ("post", "/replay"), ("post", "/test"), ("get", "/stats")):
         response = getattr(client, method)(f"{API}/subscriptions/{path}{suffix}",
                                            headers=tenant["headers"],
                                            **({"json": {}} if method != "get" else {}))

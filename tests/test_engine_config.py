@@ -60,5 +60,9 @@ def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
     assert conf["broker_transport"] == load_settings(test_env).broker_transport
     assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK,
                                         PRUNE_TASK}
+    # First attempts and retries on queues of their own, fresh ones taken first on Redis.
+    assert [queue["name"] for queue in conf["task_queues"]] == [
+        "webhooks.publish", "webhooks.deliver", "webhooks.retry", "webhooks.maintenance"]
+    assert conf["broker_transport_options"]["queue_order_strategy"] == "priority"
     sweep_entry = conf["beat_schedule"]["sweep"]
     assert sweep_entry["task"] == SWEEP_TASK and sweep_entry["options"]["expires"] > 0

@@ -86,7 +86,8 @@ def test_metrics_add_up_every_process_of_the_stack(stack_env, tenant, receiver, 
                 assert value(scraped, "webhooks_subscriptions", status="active") == 2
                 assert value(scraped, "webhooks_subscriptions_failing", status="active") == 1
                 assert value(scraped, "webhooks_delivery_oldest_due_age_seconds") == 0
-                for queue in ("webhooks.publish", "webhooks.deliver", "webhooks.maintenance"):
+                for queue in ("webhooks.publish", "webhooks.deliver", "webhooks.retry",
+                              "webhooks.maintenance"):
                     assert value(scraped, "webhooks_queue_messages", queue=queue) == 0
 
             port = stack_env["WEBHOOKS_WORKER_METRICS_PORT"]

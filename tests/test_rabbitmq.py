@@ -101,5 +101,6 @@ def test_slice_on_rabbitmq(rabbitmq_url, test_env, tenant, receiver, session):
     queues = dict(line.split("\t") for line in rabbitmqctl(
         "list_queues", "-p", vhost, "name", "type", "--no-table-headers", "-q").splitlines())
     assert {name: queues.get(name) for name in (
-        "webhooks.publish", "webhooks.deliver", "webhooks.maintenance")} == dict.fromkeys(
-        ("webhooks.publish", "webhooks.deliver", "webhooks.maintenance"), "quorum")
+        "webhooks.publish", "webhooks.deliver", "webhooks.retry", "webhooks.maintenance")} \
+        == dict.fromkeys(("webhooks.publish", "webhooks.deliver", "webhooks.retry",
+                          "webhooks.maintenance"), "quorum")

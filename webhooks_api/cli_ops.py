@@ -1,4 +1,5 @@
-"""Operator commands: `publish` an event from the shell, `stats` of deliveries and queues.
+"""Operator commands: `publish` an event from the shell, `stats` of deliveries and queues,
+`replay` and `recover` a subscription's undelivered deliveries (docs/HEALTH.md).
 
 Errors go to stderr with a non-zero exit, like the other commands.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 import click
 from flask import current_app
@@ -15,6 +17,8 @@ from flask.cli import with_appcontext
 from .config import Settings
 from .errors import DomainError
 from .extensions import db
+from .models import Subscription
+from .services import recovery
 from .services.publishing import publish_event
 from .stats import broker_state, database_state
 
@@ -50,10 +54,7 @@ def publish_command(tenant_id: str, event_type: str, data: str, metadata: str | 
                                _json_object(data, "DATA"), _json_object(metadata, "--metadata"),
                                event_id)
     except DomainError as error:
-        details = "; ".join(f"{field}: {', '.join(messages)}"
-                            for field, messages in (error.errors or {}).items())
-        click.echo(f"error: {error.message}" + (f" ({details})" if details else ""), err=True)
-        raise SystemExit(1) from None
+        _fail(error)
     if not stored.created:
         click.echo(f"event {stored.event.event_id} was already published; nothing new sent",
                    err=True)
@@ -91,6 +92,57 @@ def stats_command(tenant_id: str | None, as_json: bool) -> None:
                    + ("" if unacked is None else f" (held by workers: {unacked})"))
 
 
+def _fail(error: DomainError) -> None:
+    details = "; ".join(f"{field}: {', '.join(messages)}"
+                        for field, messages in (error.errors or {}).items())
+    click.echo(f"error: {error.message}" + (f" ({details})" if details else ""), err=True)
+    raise SystemExit(1) from None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """click's DateTime has no offset: the operator's times are UTC, like the API's."""
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _resend(action, subscription_id: str, **window) -> None:
+    subscription = db.session.get(Subscription, subscription_id)
+    if subscription is None:
+        click.echo(f"error: subscription {subscription_id} not found", err=True)
+        raise SystemExit(1)
+    try:
+        resent = action(db.session, subscription.tenant_id, subscription_id, **window)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"{resent.count} deliveries queued", err=True)
+    for delivery_id in resent.delivery_ids:
+        click.echo(delivery_id)
+
+
+_TIME = click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"])
+
+
+@click.command("replay")
+@click.argument("subscription_id")
+@click.option("--since", type=_TIME, default=None,
+              help="UTC; default: when the subscription was last disabled or paused.")
+@with_appcontext
+def replay_command(subscription_id: str, since: datetime | None) -> None:
+    """Re-send every delivery of SUBSCRIPTION_ID never delivered since --since, oldest
+    first; prints the delivery ids queued."""
+    _resend(recovery.replay, subscription_id, since=_utc(since))
+
+
+@click.command("recover")
+@click.argument("subscription_id")
+@click.option("--since", type=_TIME, required=True, help="UTC.")
+@click.option("--until", type=_TIME, default=None, help="UTC; default: now.")
+@with_appcontext
+def recover_command(subscription_id: str, since: datetime, until: datetime | None) -> None:
+    """Re-send every failed delivery of SUBSCRIPTION_ID created in the window (its last 14
+    days at most); prints the delivery ids queued."""
+    _resend(recovery.recover, subscription_id, since=_utc(since), until=_utc(until))
+
+
 def register(app) -> None:
-    app.cli.add_command(publish_command)
-    app.cli.add_command(stats_command)
+    for command in (publish_command, stats_command, replay_command, recover_command):
+        app.cli.add_command(command)

@@ -103,6 +103,19 @@ class Settings:
     # PROMETHEUS_MULTIPROC_DIR: prometheus_client reads it too, from the process
     # environment, when it is imported (webhooks_api.metrics).
     metrics_dir: str | None = None
+    # A subscription all of whose attempts failed for this long is disabled (0: never).
+    disable_after_failing_seconds: int = 5 * 24 * 3600
+    # Consecutive failed attempts after which `webhook.subscription.failing` is published
+    # (0: no warning).
+    failing_warning_after: int = 10
+    # Longest wait of `POST /subscriptions/{id}/test` for its attempt: below gunicorn's
+    # 30 s worker timeout.
+    test_event_wait_seconds: int = 25
+    # Circuit breaker (off while the threshold is 0): opens after this many consecutive
+    # failed attempts within the window, stays open this long, then lets one probe through.
+    circuit_failure_threshold: int = 0
+    circuit_window_seconds: int = 60
+    circuit_open_seconds: int = 30
     # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
     debug: bool = False
 
@@ -152,7 +165,10 @@ class Settings:
             return {"confirm_publish": True}
         if not self.broker_is_redis:
             return {}
-        options: dict = {"visibility_timeout": self.visibility_timeout_seconds}
+        # "priority": each poll asks the queues in the order the worker lists them (-Q),
+        # so a worker takes fresh deliveries before retries (kombu's default rotates).
+        options: dict = {"visibility_timeout": self.visibility_timeout_seconds,
+                         "queue_order_strategy": "priority"}
         if self.broker_key_prefix:
             options["global_keyprefix"] = self.broker_key_prefix
         return options
@@ -207,6 +223,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if get("WEBHOOKS_WORKER_METRICS_PORT") else None,
         metrics_dir=get("PROMETHEUS_MULTIPROC_DIR"),
         debug=_bool(get("FLASK_DEBUG") or "false", "FLASK_DEBUG"),
+        disable_after_failing_seconds=_int(
+            get("WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS") or str(5 * 24 * 3600),
+            "WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS"),
+        failing_warning_after=_int(get("WEBHOOKS_FAILING_WARNING_AFTER") or "10",
+                                   "WEBHOOKS_FAILING_WARNING_AFTER"),
+        test_event_wait_seconds=_int(get("WEBHOOKS_TEST_EVENT_WAIT_SECONDS") or "25",
+                                     "WEBHOOKS_TEST_EVENT_WAIT_SECONDS"),
+        circuit_failure_threshold=_int(get("WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD") or "0",
+                                       "WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD"),
+        circuit_window_seconds=_int(get("WEBHOOKS_CIRCUIT_WINDOW_SECONDS") or "60",
+                                    "WEBHOOKS_CIRCUIT_WINDOW_SECONDS", 1),
+        circuit_open_seconds=_int(get("WEBHOOKS_CIRCUIT_OPEN_SECONDS") or "30",
+                                  "WEBHOOKS_CIRCUIT_OPEN_SECONDS", 1),
     )
     _check_encryption_keys(settings.encryption_keys)
     if settings.ca_bundle and not os.path.exists(settings.ca_bundle):

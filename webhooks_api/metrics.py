@@ -14,8 +14,8 @@ totals of both; a worker machine of its own serves its totals on
 `WEBHOOKS_WORKER_METRICS_PORT`. Dead processes' gauge files are removed by
 `mark_process_dead` (gunicorn `child_exit`, Celery `worker_process_shutdown`).
 
-There is no circuit breaker yet (endpoint-health issue); subscription health is exported
-as subscriptions by status and those whose last attempt failed.
+Subscription health is exported as subscriptions by status, those whose last attempt
+failed, and circuit breakers by state (open, half_open; read from Redis at scrape time).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
+from .circuit import Breaker
 from .config import Settings
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,9 @@ class StateCollector(Collector):
         else:
             yield _by_label("webhooks_queue_messages", "Messages waiting in each queue.",
                             "queue", broker.messages_by_queue)
+            yield _by_label("webhooks_circuit_breakers",
+                            "Subscriptions whose circuit breaker is open or half-open.",
+                            "state", Breaker(self.settings).count_by_state())
             if broker.unacked_messages is not None:
                 yield GaugeMetricFamily(
                     "webhooks_broker_unacked_messages",

@@ -107,6 +107,12 @@ class Subscription(db.Model):
     last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Start of the current unbroken run of failures (None while healthy).
     failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last health warning published in the current failure streak: None, "failing" or
+    # "disabled"; cleared by a success or a re-activation, so each stage fires once.
+    health_stage: Mapped[str | None] = mapped_column(String(16))
+    # When it last stopped receiving (disabled or paused); kept after re-activation as the
+    # default start of a replay.
+    last_disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(

@@ -27,7 +27,13 @@ PRUNE_TASK = "webhooks.prune"
 
 PUBLISH_QUEUE = "webhooks.publish"
 DELIVER_QUEUE = "webhooks.deliver"
+# Retries (countdowns, swept re-sends, bulk replays) travel apart from first attempts, so a
+# backlog of retries to sick endpoints never sits in front of a fresh delivery.
+RETRY_QUEUE = "webhooks.retry"
 MAINTENANCE_QUEUE = "webhooks.maintenance"
+# The order a worker consumes in (-Q): on Redis it takes from the first non-empty queue
+# (queue_order_strategy "priority"), so fresh traffic goes first.
+WORKER_QUEUES = (PUBLISH_QUEUE, DELIVER_QUEUE, RETRY_QUEUE, MAINTENANCE_QUEUE)
 
 # Fail fast when the broker is down: the rows are committed and the sweep sends them later,
 # so a request must not hang on broker reconnection.
@@ -47,7 +53,7 @@ def task_queues(settings: Settings) -> tuple[Queue, ...]:
     arguments = {"x-queue-type": "quorum"} if amqp else None
     return tuple(Queue(name, Exchange(name, type="topic" if amqp else "direct"),
                        routing_key=name, queue_arguments=arguments)
-                 for name in (PUBLISH_QUEUE, DELIVER_QUEUE, MAINTENANCE_QUEUE))
+                 for name in WORKER_QUEUES)
 
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
@@ -108,10 +114,18 @@ def publish_message(tenant_id: str, event_id: str) -> Message:
     return Message(PUBLISH_TASK, {"tenant_id": tenant_id, "event_id": event_id}, PUBLISH_QUEUE)
 
 
+def deliver_queue(attempt_number: int, trigger: str) -> str:
+    """First attempts and single manual re-sends are fresh traffic; everything else (a
+    later automatic attempt, a swept re-send) is a retry."""
+    fresh = trigger == "manual" or (trigger == "automatic" and attempt_number == 1)
+    return DELIVER_QUEUE if fresh else RETRY_QUEUE
+
+
 def deliver_message(delivery_id: str, attempt_number: int, trigger: str,
-                    reprs: tuple[str, str] | None = None) -> Message:
+                    reprs: tuple[str, str] | None = None, queue: str | None = None) -> Message:
     kwargs = {"delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger}
-    return Message(DELIVER_TASK, kwargs, DELIVER_QUEUE, reprs)
+    return Message(DELIVER_TASK, kwargs, queue or deliver_queue(attempt_number, trigger),
+                   reprs)
 
 
 def send_now(messages: Iterable[Message]) -> int:

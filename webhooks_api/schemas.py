@@ -16,6 +16,7 @@ from datetime import UTC
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from .catalogue import EVENT_TYPE_PATTERN
+from .circuit import circuit_state
 from .header_rules import MAX_CUSTOM_HEADERS
 from .ids import EVENT_ID_PATTERN, ID_PATTERN
 from .jsonvalues import json_value_error, text_error
@@ -140,6 +141,10 @@ class SubscriptionUpdateSchema(Schema):
     is_active = StrictBoolean(metadata={
         "description": "false pauses the subscription; true re-activates a paused or "
                        "disabled one and resets its failure streak"})
+    max_per_second = fields.Integer(
+        strict=True, allow_none=True, validate=validate.Range(min=1, max=10000),
+        metadata={"description": "Most attempts per second to this endpoint, across all "
+                                 "workers; more wait (no attempt used). null: no limit"})
 
 
 class SubscriptionCreateSchema(SubscriptionUpdateSchema):
@@ -151,6 +156,11 @@ class SubscriptionCreateSchema(SubscriptionUpdateSchema):
     metadata = JsonObject(load_default=dict,
                           metadata={"description": "Free-form object, size-limited"})
     is_active = StrictBoolean(load_default=True)
+    max_per_second = fields.Integer(
+        strict=True, allow_none=True, load_default=None,
+        validate=validate.Range(min=1, max=10000),
+        metadata={"description": "Most attempts per second to this endpoint, across all "
+                                 "workers; more wait (no attempt used). null: no limit"})
 
 
 class SubscriptionQuerySchema(PageQuerySchema):
@@ -168,6 +178,7 @@ class SubscriptionSchema(Schema):
     disabled_reason = fields.String(required=True, allow_none=True)
     disabled_at = fields.DateTime(required=True, allow_none=True)
     timeout_seconds = fields.Integer(required=True)
+    max_per_second = fields.Integer(required=True, allow_none=True)
     headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     metadata = fields.Dict(attribute="extra_metadata", required=True)
     previous_secret_expires_at = fields.DateTime(
@@ -179,6 +190,17 @@ class SubscriptionSchema(Schema):
     consecutive_failures = fields.Integer(required=True)
     last_success_at = fields.DateTime(required=True, allow_none=True)
     last_failure_at = fields.DateTime(required=True, allow_none=True)
+    failing_since = fields.DateTime(
+        required=True, allow_none=True,
+        metadata={"description": "Start of the current unbroken run of failed attempts"})
+    health_stage = fields.String(
+        required=True, allow_none=True, validate=validate.OneOf(("failing", "disabled")),
+        metadata={"description": "The last health warning published in this failure "
+                                 "streak (docs/HEALTH.md)"})
+    circuit_state = fields.Function(
+        lambda subscription: circuit_state(subscription.id), required=True,
+        metadata={"description": "closed, open or half_open: the circuit breaker shared "
+                                 "by all workers (always closed while it is off)"})
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
@@ -251,6 +273,65 @@ class DeliverySchema(Schema):
 
 class DeliveryDetailSchema(DeliverySchema):
     attempts = fields.List(fields.Nested(AttemptSchema), required=True)
+
+
+# Subscription health and recovery (docs/HEALTH.md)
+
+class ReplaySchema(Schema):
+    since = UtcDateTime(metadata={
+        "description": "Default: when the subscription was last disabled or paused"})
+
+
+class RecoverSchema(Schema):
+    since = UtcDateTime(required=True)
+    until = UtcDateTime(metadata={"description": "Default: now; at most 14 days after since"})
+
+
+class ResentSchema(Schema):
+    count = fields.Integer(required=True)
+    delivery_ids = fields.List(fields.String(), required=True,
+                               metadata={"description": "Queued oldest first"})
+
+
+class PingSchema(Schema):
+    delivery_id = fields.String(required=True)
+    event_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES))
+    attempt = fields.Nested(AttemptSchema, required=True, allow_none=True, metadata={
+        "description": "null when no worker made the attempt within the timeout"})
+
+
+class StatsQuerySchema(Schema):
+    since = UtcDateTime(metadata={"description": "Default: 24 hours before until"})
+    until = UtcDateTime(metadata={"description": "Default: now"})
+    bucket = fields.String(load_default="hour",
+                           validate=validate.OneOf(("minute", "hour", "day")))
+
+
+class LatencySchema(Schema):
+    p50 = fields.Float(required=True, allow_none=True)
+    p90 = fields.Float(required=True, allow_none=True)
+    p99 = fields.Float(required=True, allow_none=True)
+
+
+class OutcomesSchema(Schema):
+    success = fields.Integer(required=True)
+    failure = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    success_rate = fields.Float(required=True, allow_none=True)
+    latency_ms = fields.Nested(LatencySchema, required=True)
+
+
+class BucketSchema(OutcomesSchema):
+    start = fields.DateTime(required=True)
+
+
+class StatsSchema(Schema):
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(required=True)
+    bucket = fields.String(required=True)
+    totals = fields.Nested(OutcomesSchema, required=True)
+    series = fields.List(fields.Nested(BucketSchema), required=True)
 
 
 # Event types

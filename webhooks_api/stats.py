@@ -16,9 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from .config import Settings
-from .queue import DELIVER_QUEUE, MAINTENANCE_QUEUE, PUBLISH_QUEUE
+from .queue import WORKER_QUEUES as QUEUES
 
-QUEUES = (PUBLISH_QUEUE, DELIVER_QUEUE, MAINTENANCE_QUEUE)
 BROKER_TIMEOUT_SECONDS = 2
 
 _DELIVERIES_BY_STATUS = text("""

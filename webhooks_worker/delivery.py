@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from functools import cache
@@ -18,11 +19,12 @@ from functools import cache
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from webhooks_api.circuit import Breaker
 from webhooks_api.config import Settings
 from webhooks_api.secrets import SecretBox
 from webhooks_api.task_labels import deliver_reprs
 
-from . import http, observability
+from . import health, http, observability, rate_limit
 from .backoff import next_delay
 from .signing import redact_signatures, signature_headers
 
@@ -43,8 +45,9 @@ _CLAIM = text("""
       AND d.manual_pending = :manual
       AND (:manual OR d.next_retry_at IS NULL
            OR d.next_retry_at <= now() + make_interval(secs => :early_slack))
-    RETURNING d.tenant_id, d.subscription_id, d.event_type, e.event_id, e.body,
+    RETURNING d.tenant_id, d.subscription_id, d.event_type, d.created_at, e.event_id, e.body,
               e.occurred_at, s.url, s.headers, s.timeout_seconds, s.secret_ciphertext,
+              s.max_per_second,
               CASE WHEN s.previous_secret_expires_at > now()
                    THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
 """)
@@ -76,40 +79,37 @@ _INSERT_ATTEMPT = text("""
             CAST(:response_headers AS jsonb), :response_body, :error_class, :error_message)
 """)
 
-_COUNT_SUCCESS = text("""
-    UPDATE subscriptions
-    SET success_count = success_count + 1, consecutive_failures = 0,
-        last_success_at = now(), failing_since = NULL
-    WHERE id = :subscription_id
-""")
-
-_COUNT_FAILURE = text("""
-    UPDATE subscriptions
-    SET failure_count = failure_count + 1, consecutive_failures = consecutive_failures + 1,
-        last_failure_at = now(), failing_since = coalesce(failing_since, now())
-    WHERE id = :subscription_id
-""")
-
-_DISABLE_SUBSCRIPTION = text("""
-    UPDATE subscriptions
-    SET status = 'disabled', disabled_reason = :reason, disabled_at = now(),
+# The circuit breaker is open or the rate limit used up: no attempt now. The claim is let
+# go and the same attempt number is due after `delay`, unless that is past the end of the
+# delivery's schedule (its creation plus every scheduled delay; NULL: no end): then it
+# fails, with the reason.
+_DEFER = text("""
+    UPDATE deliveries d
+    SET claimed_until = NULL,
+        status = CASE WHEN t.past_end THEN 'failed' ELSE d.status END,
+        next_retry_at = CASE WHEN t.past_end THEN NULL ELSE t.due END,
+        last_error = CASE WHEN t.past_end THEN :reason ELSE d.last_error END,
+        completed_at = CASE WHEN t.past_end THEN now() END,
         updated_at = now()
-    WHERE id = :subscription_id
-""")
-
-_DISABLE_OPEN_DELIVERIES = text("""
-    UPDATE deliveries
-    SET status = 'disabled', next_retry_at = NULL, completed_at = now(), updated_at = now()
-    WHERE subscription_id = :subscription_id AND status IN ('pending', 'retrying')
+    FROM (SELECT id, now() + make_interval(secs => :delay) AS due,
+                 coalesce(now() + make_interval(secs => :delay) > created_at
+                          + make_interval(secs => CAST(:schedule_seconds AS float)), false)
+                 AS past_end
+          FROM deliveries WHERE id = :delivery_id) AS t
+    WHERE d.id = t.id AND d.attempt_count = :attempt_number - 1
+      AND d.status IN ('pending', 'retrying')
+    RETURNING d.status
 """)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The delivery's state after an attempt; `retry_in` seconds when another is due."""
+    """The delivery's state after an attempt; `retry_in` seconds when another is due
+    (the same attempt number again when `deferred`: no attempt was made)."""
 
     status: str
-    retry_in: int | None = None
+    retry_in: float | None = None
+    deferred: bool = False
     # Flower's (argsrepr, kwargsrepr) for the retry message, built from the claim.
     retry_reprs: tuple[str, str] | None = None
 
@@ -171,13 +171,27 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                     delivery_id, attempt_number)
         return None
 
+    breaker = Breaker(settings)
+    # Manual attempts (a user's explicit re-send or test) are not held back; their result
+    # still counts.
+    if trigger != "manual" and not breaker.allow(
+            claim.subscription_id, claim.timeout_seconds + settings.claim_margin_seconds):
+        return defer(session, settings, claim, delivery_id, attempt_number, trigger,
+                     breaker_delay(settings, breaker, claim), "circuit open")
+    if over_limit := rate_limit.wait_seconds(settings, claim.subscription_id,
+                                             claim.max_per_second):
+        # Never failed for it: the limit is the tenant's own choice, not an endpoint fault.
+        return defer(session, settings, claim, delivery_id, attempt_number, trigger,
+                     over_limit, "rate limit", fail_after_schedule=False)
+
     body = claim.body.encode("utf-8")
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)
     result = http.post(http.delivery_session(settings.allow_private_targets), claim.url, body,
                        headers, claim.timeout_seconds, settings.ca_bundle)
     decided = decide(result, attempt_number, trigger, settings.retry_schedule)
-    outcome = record_attempt(session, claim, delivery_id, attempt_number, trigger, headers,
-                             result, decided)
+    outcome = record_attempt(session, settings, claim, delivery_id, attempt_number, trigger,
+                             headers, result, decided)
+    breaker.record(claim.subscription_id, result.succeeded)
     observability.attempt_finished(claim, delivery_id, attempt_number, trigger, result,
                                    outcome)
     if outcome is not None and outcome.retry_in is not None:
@@ -186,9 +200,39 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     return outcome
 
 
-def record_attempt(session: Session, claim, delivery_id: str, attempt_number: int,
-                   trigger: str, headers: dict[str, str], result: http.HttpResult,
-                   decided: Outcome) -> Outcome | None:
+def breaker_delay(settings: Settings, breaker: Breaker, claim) -> int:
+    """Until the breaker may let a delivery through: its open time left, or a probe's
+    timeout while another delivery probes."""
+    return math.ceil(breaker.open_for_seconds(claim.subscription_id)) or min(
+        claim.timeout_seconds, settings.circuit_open_seconds)
+
+
+def defer(session: Session, settings: Settings, claim, delivery_id: str,
+          attempt_number: int, trigger: str, delay: float, reason: str,
+          fail_after_schedule: bool = True) -> Outcome | None:
+    """No HTTP call and no attempt used: the same attempt is due after `delay` seconds (or
+    the delivery fails with `reason` if that is past the end of its schedule)."""
+    status = session.execute(_DEFER, {
+        "delivery_id": delivery_id, "attempt_number": attempt_number, "delay": delay,
+        "schedule_seconds": sum(settings.retry_schedule) if fail_after_schedule else None,
+        "reason": reason,
+    }).scalar_one_or_none()
+    session.commit()
+    if status is None:
+        return None
+    if status == "failed":
+        logger.warning("delivery %s failed: %s past the end of its schedule", delivery_id,
+                       reason)
+        return Outcome("failed")
+    logger.info("delivery %s attempt %s deferred %.3f s: %s", delivery_id, attempt_number,
+                delay, reason)
+    return Outcome(status, delay, deferred=True, retry_reprs=deliver_reprs(
+        delivery_id, attempt_number, trigger, claim.event_type, claim.url))
+
+
+def record_attempt(session: Session, settings: Settings, claim, delivery_id: str,
+                   attempt_number: int, trigger: str, headers: dict[str, str],
+                   result: http.HttpResult, decided: Outcome) -> Outcome | None:
     """Write the attempt, the delivery's state and the statistics in one transaction.
 
     Returns the state stored (a delivery disabled meanwhile stays disabled), or None when
@@ -213,13 +257,11 @@ def record_attempt(session: Session, claim, delivery_id: str, attempt_number: in
         "response_body": result.body_excerpt,
         "error_class": result.error_class, "error_message": result.error_message,
     })
-    subscription = {"subscription_id": claim.subscription_id}
-    session.execute(_COUNT_SUCCESS if result.succeeded else _COUNT_FAILURE, subscription)
-    if decided.status == "disabled":
-        session.execute(_DISABLE_SUBSCRIPTION, {
-            **subscription, "reason": f"the endpoint answered 410 Gone (delivery {delivery_id})"
-        })
-        session.execute(_DISABLE_OPEN_DELIVERIES, subscription)
+    if result.succeeded:
+        health.count_success(session, claim.subscription_id)
+    else:
+        health.count_failure(session, settings, claim.subscription_id, delivery_id,
+                             gone=decided.status == "disabled")
     session.commit()
     if stored_status != decided.status:
         return Outcome(stored_status)

@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from webhooks_api.extensions import celery, db
-from webhooks_api.queue import DELIVER_TASK, PUBLISH_TASK, SWEEP_TASK
+from webhooks_api.queue import DELIVER_TASK, PUBLISH_TASK, RETRY_QUEUE, SWEEP_TASK
 
 from .delivery import attempt_delivery
 from .publishing import publish_stored_or_new
@@ -36,10 +36,13 @@ def deliver(self, delivery_id: str, attempt_number: int = 1, trigger: str = "aut
     outcome = attempt_delivery(db.session, _settings(), delivery_id, attempt_number, trigger)
     if outcome is not None and outcome.retry_in is not None:
         # The same delivery id, the next attempt number; no args from the first message.
+        # On the retry queue: workers take first attempts before it.
+        # A deferral (circuit breaker, rate limit) used no attempt: the same number again.
         raise self.retry(
-            countdown=outcome.retry_in, args=(),
-            kwargs={"delivery_id": delivery_id, "attempt_number": attempt_number + 1,
-                    "trigger": "automatic"},
+            countdown=outcome.retry_in, args=(), queue=RETRY_QUEUE,
+            kwargs={"delivery_id": delivery_id,
+                    "attempt_number": attempt_number + (0 if outcome.deferred else 1),
+                    "trigger": trigger if outcome.deferred else "automatic"},
             argsrepr=outcome.retry_reprs[0], kwargsrepr=outcome.retry_reprs[1],
         )
     return outcome.status if outcome else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from ..errors import ConflictError, NotFoundError
@@ -65,12 +65,10 @@ def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery
     return delivery
 
 
-def retry_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
-    """Queue one manual attempt now; 409 when its subscription cannot receive."""
-    delivery = get_delivery(session, tenant_id, delivery_id)
-    # Shared lock: a concurrent pause or delete waits, then disables this re-send too.
-    subscription = session.get(Subscription, delivery.subscription_id,
-                               with_for_update={"read": True})
+def lock_receiving_subscription(session: Session, subscription_id: str) -> Subscription:
+    """The subscription, share-locked (a concurrent pause or delete waits, then disables
+    the re-sends too); 409 unless it can receive."""
+    subscription = session.get(Subscription, subscription_id, with_for_update={"read": True})
     if subscription.deleted_at is not None:
         raise ConflictError(f"subscription {subscription.id} was deleted; "
                             "its deliveries cannot be sent again")
@@ -78,21 +76,41 @@ def retry_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delive
         raise ConflictError(
             f"subscription {subscription.id} is {subscription.status}; re-activate it "
             "(PATCH is_active: true) before re-sending its deliveries")
-    attempt_count = session.execute(
+    return subscription
+
+
+def queue_manual_attempts(session: Session, selected: Select, queue: str | None = None
+                          ) -> list[str]:
+    """Reopen the deliveries whose ids `selected` yields (oldest first) for one manual
+    attempt each, skipping any with an attempt in flight, and queue their messages for
+    after the caller's commit; returns the ids reopened, in order.
+
+    Reopened rows are `pending`, so a second call at the same time selects none twice."""
+    reopened = sorted(session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery.id,
+        .where(Delivery.id.in_(selected),
                or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < func.now()))
         .values(status="pending", manual_pending=True, next_retry_at=func.now(),
                 claimed_until=None, completed_at=None)
-        .returning(Delivery.attempt_count)
-    ).scalar_one_or_none()
-    if attempt_count is None:
+        .returning(Delivery.created_at, Delivery.id, Delivery.attempt_count)
+        .execution_options(synchronize_session=False)
+    ).all())
+    send_after_commit(session, [deliver_message(row.id, row.attempt_count + 1, "manual",
+                                                queue=queue) for row in reopened])
+    return [row.id for row in reopened]
+
+
+def retry_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
+    """Queue one manual attempt now; 409 when its subscription cannot receive."""
+    delivery = get_delivery(session, tenant_id, delivery_id)
+    lock_receiving_subscription(session, delivery.subscription_id)
+    if not queue_manual_attempts(session, select(Delivery.id)
+                                 .where(Delivery.id == delivery.id)):
         session.rollback()
         raise ConflictError(f"an attempt of delivery {delivery.id} is in progress; "
                             "retry when it has finished")
-    send_after_commit(session, [deliver_message(delivery.id, attempt_count + 1, "manual")])
     session.commit()
-    logger.info("delivery %s: manual attempt %s queued for tenant %s", delivery.id,
-                attempt_count + 1, tenant_id)
     session.refresh(delivery)
+    logger.info("delivery %s: manual attempt %s queued for tenant %s", delivery.id,
+                delivery.attempt_count + 1, tenant_id)
     return delivery

@@ -85,8 +85,8 @@ class SubscriptionWithSecret:
 def create_subscription(session: Session, settings: Settings, tenant_id: str, *, url: str,
                         event_types: list[str], description: str | None = None,
                         timeout_seconds: int = 30, headers: dict | None = None,
-                        metadata: dict | None = None, is_active: bool = True
-                        ) -> SubscriptionWithSecret:
+                        metadata: dict | None = None, is_active: bool = True,
+                        max_per_second: int | None = None) -> SubscriptionWithSecret:
     errors = subscription_errors(session, settings, tenant_id, {
         "url": url, "event_types": event_types, "headers": headers, "metadata": metadata})
     if errors:
@@ -102,6 +102,7 @@ def create_subscription(session: Session, settings: Settings, tenant_id: str, *,
         headers=headers or {},
         extra_metadata=metadata or {},
         status="active" if is_active else "paused",
+        max_per_second=max_per_second,
         secret_ciphertext=SecretBox(settings.encryption_keys).encrypt(secret),
     )
     session.add(subscription)
@@ -152,9 +153,11 @@ def _set_active(session: Session, subscription: Subscription, is_active: bool) -
         subscription.disabled_at = None
         subscription.consecutive_failures = 0
         subscription.failing_since = None
+        subscription.health_stage = None
     elif not is_active and subscription.status == "active":
         # A disabled subscription stays disabled (with its reason): it is inactive already.
         subscription.status = "paused"
+        subscription.last_disabled_at = func.now()
         disable_open_deliveries(session, subscription.id)
 
 

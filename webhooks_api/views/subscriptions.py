@@ -8,7 +8,13 @@ from ..extensions import db
 from ..schemas import (
     DeliveryPageSchema,
     DeliveryQuerySchema,
+    PingSchema,
+    RecoverSchema,
+    ReplaySchema,
+    ResentSchema,
     RotateSecretSchema,
+    StatsQuerySchema,
+    StatsSchema,
     SubscriptionCreateSchema,
     SubscriptionPageSchema,
     SubscriptionQuerySchema,
@@ -16,6 +22,7 @@ from ..schemas import (
     SubscriptionUpdateSchema,
     SubscriptionWithSecretSchema,
 )
+from ..services import ping, recovery, subscription_stats
 from ..services import subscriptions as service
 from .base import ApiBlueprint
 
@@ -88,3 +95,53 @@ class SubscriptionDeliveries(MethodView):
         """List one subscription's deliveries, newest first."""
         return service.list_subscription_deliveries(db.session, current_tenant_id(),
                                                     subscription_id, **query)
+
+
+@blp.route("/subscriptions/<string:subscription_id>/replay")
+class Replay(MethodView):
+    @blp.arguments(ReplaySchema, example={"since": "2026-11-29T12:00:00Z"})
+    @blp.response(202, ResentSchema)
+    @blp.errors(404, 409)
+    def post(self, payload, subscription_id):
+        """Re-send every delivery never delivered since `since`, oldest first.
+
+        Default `since`: when the subscription was last disabled or paused. 409 unless it
+        is active."""
+        return recovery.replay(db.session, current_tenant_id(), subscription_id, **payload)
+
+
+@blp.route("/subscriptions/<string:subscription_id>/recover")
+class Recover(MethodView):
+    @blp.arguments(RecoverSchema, example={"since": "2026-11-28T00:00:00Z"})
+    @blp.response(202, ResentSchema)
+    @blp.errors(404, 409, 422)
+    def post(self, payload, subscription_id):
+        """Re-send every failed delivery created in the window (its last 14 days at most).
+
+        409 unless the subscription is active."""
+        return recovery.recover(db.session, current_tenant_id(), subscription_id, **payload)
+
+
+@blp.route("/subscriptions/<string:subscription_id>/test")
+class SendTest(MethodView):
+    @blp.response(200, PingSchema)
+    @blp.errors(404)
+    def post(self, subscription_id):
+        """Send a `webhook.test` event to this subscription only, now; returns the attempt.
+
+        Waits for a worker's attempt up to the subscription's timeout (plus a margin);
+        `attempt` is null if none was made by then."""
+        return ping.send_test(db.session, current_settings(), current_tenant_id(),
+                              subscription_id)
+
+
+@blp.route("/subscriptions/<string:subscription_id>/stats")
+class Stats(MethodView):
+    @blp.arguments(StatsQuerySchema, location="query", as_kwargs=True)
+    @blp.response(200, StatsSchema)
+    @blp.errors(400, 404, 422)
+    def get(self, subscription_id, **query):
+        """Success, failure and pending counts, success rate and latency percentiles over
+        the window and per time bucket."""
+        return subscription_stats.subscription_stats(db.session, current_tenant_id(),
+                                                     subscription_id, **query)

@@ -1,0 +1,107 @@
+"""A subscription's health after each attempt: its counters, when the service disables
+it, and the staged warnings (docs/HEALTH.md).
+
+Runs inside the transaction that records the attempt, on the subscription row that
+transaction has locked, so concurrent attempts see one another's counts and each stage
+(`failing`, then `disabled`) is published exactly once per failure streak. A success, or a
+re-activation through the API, ends the streak and clears the stage.
+
+Disabling: at once on 410 Gone; otherwise only when every attempt failed for
+`disable_after_failing_seconds` (the streak started at `failing_since`), never on one bad
+attempt. The warnings are operational events of the tenant, published with the event bus's
+service in the same transaction (fan-out after commit); fan-out never sends them to the
+subscription they are about.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from webhooks_api.config import Settings
+from webhooks_api.services.publishing import record_event
+
+logger = logging.getLogger(__name__)
+
+FAILING_EVENT = "webhook.subscription.failing"
+DISABLED_EVENT = "webhook.subscription.disabled"
+
+_COUNT_SUCCESS = text("""
+    UPDATE subscriptions
+    SET success_count = success_count + 1, consecutive_failures = 0,
+        last_success_at = now(), failing_since = NULL, health_stage = NULL
+    WHERE id = :subscription_id
+""")
+
+_COUNT_FAILURE = text("""
+    UPDATE subscriptions
+    SET failure_count = failure_count + 1, consecutive_failures = consecutive_failures + 1,
+        last_failure_at = now(), failing_since = coalesce(failing_since, now())
+    WHERE id = :subscription_id
+    RETURNING tenant_id, url, status, consecutive_failures, failing_since, health_stage,
+              :disable_after > 0
+              AND failing_since <= now() - make_interval(secs => :disable_after)
+              AS failing_too_long
+""")
+
+_DISABLE_SUBSCRIPTION = text("""
+    UPDATE subscriptions
+    SET status = 'disabled', disabled_reason = :reason, disabled_at = now(),
+        last_disabled_at = now(), updated_at = now()
+    WHERE id = :subscription_id
+""")
+
+_DISABLE_OPEN_DELIVERIES = text("""
+    UPDATE deliveries
+    SET status = 'disabled', next_retry_at = NULL, completed_at = now(), updated_at = now()
+    WHERE subscription_id = :subscription_id AND status IN ('pending', 'retrying')
+""")
+
+_SET_STAGE = text("UPDATE subscriptions SET health_stage = :stage WHERE id = :subscription_id")
+
+
+def count_success(session: Session, subscription_id: str) -> None:
+    session.execute(_COUNT_SUCCESS, {"subscription_id": subscription_id})
+
+
+def count_failure(session: Session, settings: Settings, subscription_id: str,
+                  delivery_id: str, gone: bool) -> None:
+    """Count a failed attempt; disable and warn as the rules say (caller commits)."""
+    row = session.execute(_COUNT_FAILURE, {
+        "subscription_id": subscription_id,
+        "disable_after": settings.disable_after_failing_seconds,
+    }).one()
+    reason = None
+    if gone:
+        reason = f"the endpoint answered 410 Gone (delivery {delivery_id})"
+    elif row.failing_too_long and row.status == "active":
+        reason = (f"every attempt failed since {row.failing_since:%Y-%m-%dT%H:%M:%SZ} "
+                  f"(more than {settings.disable_after_failing_seconds} s)")
+    if reason is not None:
+        session.execute(_DISABLE_SUBSCRIPTION,
+                        {"subscription_id": subscription_id, "reason": reason})
+        session.execute(_DISABLE_OPEN_DELIVERIES, {"subscription_id": subscription_id})
+    if reason is not None and row.status == "active":
+        stage = "disabled"
+    elif (settings.failing_warning_after
+          and row.consecutive_failures >= settings.failing_warning_after
+          and row.health_stage is None and row.status == "active"):
+        stage = "failing"
+    else:
+        return
+    if row.health_stage == stage:
+        return
+    session.execute(_SET_STAGE, {"subscription_id": subscription_id, "stage": stage})
+    data = {"subscription_id": subscription_id, "url": row.url,
+            "consecutive_failures": row.consecutive_failures,
+            "failing_since": row.failing_since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if stage == "disabled":
+        data["disabled_reason"] = reason
+    record_event(session, settings, row.tenant_id,
+                 DISABLED_EVENT if stage == "disabled" else FAILING_EVENT, data)
+    logger.warning("subscription %s of tenant %s: %s (%d consecutive failed attempts%s)",
+                   subscription_id, row.tenant_id,
+                   "disabled" if stage == "disabled" else "failing",
+                   row.consecutive_failures, f"; {reason}" if reason else "")
