@@ -43,11 +43,10 @@ task_reject_on_worker_lost = False
 # Backstop for a process stuck outside the HTTP deadline (DNS, a lock): killed, acked, and
 # its delivery swept once the claim expires; above the longest request timeout.
 task_time_limit = MAX_TIMEOUT_SECONDS + 120
-# Messages reserved per pool slot: 4 saves the main process a broker round trip per task
-# (measured: docs/PERFORMANCE.md). Prefork's fair scheduling hands a message only to an
-# idle child, so a slow delivery does not hold the reserved ones, and the claim makes a
-# message re-handed after a crash harmless.
-worker_prefetch_multiplier = 4
+# One message at a time per process: a reserved message waits behind the slow ones reserved
+# before it and bypasses the queue order (fresh deliveries before retries); measured,
+# prefetch 4 let a backlog of retries delay first attempts (docs/PERFORMANCE.md).
+worker_prefetch_multiplier = 1
 # Countdown (ETA) messages a worker may hold in memory; past it the worker takes no new
 # message until some fire (celery QoS max_prefetch), so size it for the retries expected.
 worker_eta_task_limit = _settings.worker_eta_task_limit

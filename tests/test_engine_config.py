@@ -52,7 +52,7 @@ def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
     expected_visibility = load_settings(test_env).visibility_timeout_seconds
     assert conf["broker_transport_options"]["visibility_timeout"] == expected_visibility
     assert conf["task_acks_late"] is True and conf["task_reject_on_worker_lost"] is False
-    assert conf["worker_prefetch_multiplier"] == 4
+    assert conf["worker_prefetch_multiplier"] == 1
     assert conf["worker_eta_task_limit"] == 10000
     assert conf["task_time_limit"] == MAX_TIMEOUT_SECONDS + 120
     assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]

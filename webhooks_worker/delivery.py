@@ -13,10 +13,12 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from webhooks_api.circuit import Breaker
@@ -165,15 +167,33 @@ def decide(result: http.HttpResult, attempt_number: int, trigger: str,
     return Outcome("failed") if delay is None else Outcome("retrying", delay)
 
 
+@contextmanager
+def _autocommit(session: Session) -> Iterator[Connection]:
+    """The session's connection with each statement its own transaction: no BEGIN and no
+    COMMIT round trips around a single statement, which is atomic by itself. psycopg2's
+    `autocommit` flag is switched on the connection and back (no isolation-level change,
+    so nothing is sent to the server); the session then releases the connection as usual."""
+    connection = session.connection()
+    dbapi_connection = connection.connection.dbapi_connection
+    dbapi_connection.autocommit = True
+    try:
+        yield connection
+    finally:
+        if not dbapi_connection.closed:  # a lost connection raises its own error
+            dbapi_connection.autocommit = False
+    session.commit()  # nothing was begun on the server: this only lets the connection go
+
+
 def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                      attempt_number: int, trigger: str) -> Outcome | None:
     """Make attempt `attempt_number` of a delivery; None when this message claims nothing."""
-    claim = session.execute(_CLAIM, {
-        "delivery_id": delivery_id, "attempt_number": attempt_number,
-        "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
-        "early_slack": EARLY_SLACK_SECONDS,
-    }).one_or_none()
-    session.commit()  # the claim is visible to every other worker; the connection is free
+    with _autocommit(session) as connection:  # visible to every other worker at once
+        claim = connection.execute(_CLAIM, {
+            "delivery_id": delivery_id, "attempt_number": attempt_number,
+            "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
+            "early_slack": EARLY_SLACK_SECONDS,
+        }).one_or_none()
+    # The connection is free again during the HTTP call.
     if claim is None:
         logger.info("delivery %s attempt %s: nothing to claim (duplicate, stale or early)",
                     delivery_id, attempt_number)
@@ -248,7 +268,7 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
     """
     error = (f"{result.error_class}: {result.error_message}" if result.error_class
              else None if result.succeeded else f"HTTP {result.status_code}")
-    row = session.execute(_RECORD_ATTEMPT, {
+    params = {
         "delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger,
         "status": decided.status, "retry_in": decided.retry_in, "error": error,
         "started_at": result.started_at, "duration_ms": result.duration_ms,
@@ -259,14 +279,18 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
         "error_class": result.error_class, "error_message": result.error_message,
         "succeeded": result.succeeded,
         "disable_after": settings.disable_after_failing_seconds,
-    }).one_or_none()
-    if row is None:
-        session.rollback()
+    }
+    if result.succeeded:  # the common case: one statement, its own transaction
+        with _autocommit(session) as connection:
+            row = connection.execute(_RECORD_ATTEMPT, params).one_or_none()
+    else:  # a failure may disable the subscription: in the same transaction
+        row = session.execute(_RECORD_ATTEMPT, params).one_or_none()
+        if row is not None:
+            health.after_failure(session, settings, claim.subscription_id, delivery_id,
+                                 gone=decided.status == "disabled", row=row)
+        session.commit()
+    if row is None:  # another worker recorded this attempt: nothing was written
         return None
-    if not result.succeeded:  # may disable the subscription: in the same transaction
-        health.after_failure(session, settings, claim.subscription_id, delivery_id,
-                             gone=decided.status == "disabled", row=row)
-    session.commit()
     stored_status = row.stored_status
     if stored_status != decided.status:
         return Outcome(stored_status)

@@ -108,18 +108,10 @@ def serve_worker_metrics(settings: Settings) -> None:
     logger.info("worker metrics on port %s", settings.worker_metrics_port)
 
 
-# Celery's own per-task lines ("Task … received", "Task … succeeded in …"): two INFO lines
-# per task, four per delivery with the publish task, on top of our one line per attempt
-# (`attempt_finished`), which says more. Failures and retries still log at WARNING/ERROR.
-_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
-
-
 @setup_logging.connect
 def _use_our_logging(loglevel=None, **_) -> None:
     """Connected, so Celery leaves the root logger to us (JSON lines when configured)."""
     configure_logging(load_settings(), loglevel or None)
-    for name in _PER_TASK_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @worker_ready.connect
