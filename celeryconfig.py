@@ -43,7 +43,9 @@ task_reject_on_worker_lost = False
 # Backstop for a process stuck outside the HTTP deadline (DNS, a lock): killed, acked, and
 # its delivery swept once the claim expires; above the longest request timeout.
 task_time_limit = MAX_TIMEOUT_SECONDS + 120
-# One message at a time per process, so a long delivery does not hide others behind it.
+# One message at a time per process: a reserved message waits behind the slow ones reserved
+# before it and bypasses the queue order (fresh deliveries before retries); measured,
+# prefetch 4 let a backlog of retries delay first attempts (docs/PERFORMANCE.md).
 worker_prefetch_multiplier = 1
 # Countdown (ETA) messages a worker may hold in memory; past it the worker takes no new
 # message until some fire (celery QoS max_prefetch), so size it for the retries expected.

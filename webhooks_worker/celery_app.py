@@ -8,7 +8,7 @@ from webhooks_api.extensions import celery as celery_app
 from webhooks_api.extensions import db
 
 try:
-    flask_app = create_app()
+    flask_app = create_app(worker=True)
 except ConfigError as error:
     # An operator's mistake, not a crash: one line naming the setting, then exit 1.
     raise SystemExit(f"webhooks worker: refusing to start: {error}") from None

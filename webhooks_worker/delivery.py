@@ -13,10 +13,12 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from webhooks_api.circuit import Breaker
@@ -54,29 +56,37 @@ _CLAIM = text("""
 
 # A delivery disabled while this attempt was in flight (410 on a sibling, subscription
 # deleted) stays disabled, but the attempt that did reach the receiver is still recorded.
-_FINISH_DELIVERY = text("""
-    UPDATE deliveries
-    SET status = CASE WHEN status = 'disabled' THEN 'disabled' ELSE :status END,
-        attempt_count = :attempt_number, claimed_until = NULL,
-        manual_pending = false, last_response_status = :response_status,
-        last_error = :error,
-        next_retry_at = CASE WHEN :retry_in IS NULL OR status = 'disabled' THEN NULL
-                             ELSE now() + make_interval(secs => :retry_in) END,
-        completed_at = CASE WHEN status = 'disabled' THEN completed_at
-                            WHEN :status IN ('success', 'failed', 'disabled') THEN now() END,
-        updated_at = now()
-    WHERE id = :delivery_id AND attempt_count = :attempt_number - 1
-      AND status IN ('pending', 'retrying', 'disabled')
-    RETURNING status
-""")
-
-_INSERT_ATTEMPT = text("""
-    INSERT INTO delivery_attempts (delivery_id, attempt_number, trigger, started_at,
-        duration_ms, request_headers, response_status, response_headers, response_body,
-        error_class, error_message)
-    VALUES (:delivery_id, :attempt_number, :trigger, :started_at, :duration_ms,
-            CAST(:request_headers AS jsonb), :response_status,
-            CAST(:response_headers AS jsonb), :response_body, :error_class, :error_message)
+# The attempt row, the delivery's new state and the subscription's statistics in one
+# statement, so one round trip (and still one transaction: a statement is atomic). Nothing
+# is written when another worker already recorded this attempt number (no row returned).
+_RECORD_ATTEMPT = text(f"""
+    WITH finished AS (
+        UPDATE deliveries
+        SET status = CASE WHEN status = 'disabled' THEN 'disabled' ELSE :status END,
+            attempt_count = :attempt_number, claimed_until = NULL,
+            manual_pending = false, last_response_status = :response_status,
+            last_error = :error,
+            next_retry_at = CASE WHEN :retry_in IS NULL OR status = 'disabled' THEN NULL
+                                 ELSE now() + make_interval(secs => :retry_in) END,
+            completed_at = CASE WHEN status = 'disabled' THEN completed_at
+                                WHEN :status IN ('success', 'failed', 'disabled') THEN now()
+                           END,
+            updated_at = now()
+        WHERE id = :delivery_id AND attempt_count = :attempt_number - 1
+          AND status IN ('pending', 'retrying', 'disabled')
+        RETURNING id, status, subscription_id),
+    attempt AS (
+        INSERT INTO delivery_attempts (delivery_id, attempt_number, trigger, started_at,
+            duration_ms, request_headers, response_status, response_headers, response_body,
+            error_class, error_message)
+        SELECT id, :attempt_number, :trigger, :started_at, :duration_ms,
+               CAST(:request_headers AS jsonb), :response_status,
+               CAST(:response_headers AS jsonb), :response_body, :error_class,
+               :error_message
+        FROM finished),
+    counted AS ({health.COUNT_ATTEMPT})
+    SELECT finished.status AS stored_status, counted.*
+    FROM finished LEFT JOIN counted ON true
 """)
 
 # The circuit breaker is open or the rate limit used up: no attempt now. The claim is let
@@ -157,15 +167,33 @@ def decide(result: http.HttpResult, attempt_number: int, trigger: str,
     return Outcome("failed") if delay is None else Outcome("retrying", delay)
 
 
+@contextmanager
+def _autocommit(session: Session) -> Iterator[Connection]:
+    """The session's connection with each statement its own transaction: no BEGIN and no
+    COMMIT round trips around a single statement, which is atomic by itself. psycopg2's
+    `autocommit` flag is switched on the connection and back (no isolation-level change,
+    so nothing is sent to the server); the session then releases the connection as usual."""
+    connection = session.connection()
+    dbapi_connection = connection.connection.dbapi_connection
+    dbapi_connection.autocommit = True
+    try:
+        yield connection
+    finally:
+        if not dbapi_connection.closed:  # a lost connection raises its own error
+            dbapi_connection.autocommit = False
+    session.commit()  # nothing was begun on the server: this only lets the connection go
+
+
 def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                      attempt_number: int, trigger: str) -> Outcome | None:
     """Make attempt `attempt_number` of a delivery; None when this message claims nothing."""
-    claim = session.execute(_CLAIM, {
-        "delivery_id": delivery_id, "attempt_number": attempt_number,
-        "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
-        "early_slack": EARLY_SLACK_SECONDS,
-    }).one_or_none()
-    session.commit()  # the claim is visible to every other worker; the connection is free
+    with _autocommit(session) as connection:  # visible to every other worker at once
+        claim = connection.execute(_CLAIM, {
+            "delivery_id": delivery_id, "attempt_number": attempt_number,
+            "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
+            "early_slack": EARLY_SLACK_SECONDS,
+        }).one_or_none()
+    # The connection is free again during the HTTP call.
     if claim is None:
         logger.info("delivery %s attempt %s: nothing to claim (duplicate, stale or early)",
                     delivery_id, attempt_number)
@@ -240,29 +268,30 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
     """
     error = (f"{result.error_class}: {result.error_message}" if result.error_class
              else None if result.succeeded else f"HTTP {result.status_code}")
-    stored_status = session.execute(_FINISH_DELIVERY, {
-        "delivery_id": delivery_id, "attempt_number": attempt_number,
-        "status": decided.status, "retry_in": decided.retry_in,
-        "response_status": result.status_code, "error": error,
-    }).scalar_one_or_none()
-    if stored_status is None:
-        session.rollback()
-        return None
-    session.execute(_INSERT_ATTEMPT, {
+    params = {
         "delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger,
+        "status": decided.status, "retry_in": decided.retry_in, "error": error,
         "started_at": result.started_at, "duration_ms": result.duration_ms,
         "request_headers": json.dumps(redact_signatures(headers)),
         "response_status": result.status_code,
         "response_headers": None if result.headers is None else json.dumps(result.headers),
         "response_body": result.body_excerpt,
         "error_class": result.error_class, "error_message": result.error_message,
-    })
-    if result.succeeded:
-        health.count_success(session, claim.subscription_id)
-    else:
-        health.count_failure(session, settings, claim.subscription_id, delivery_id,
-                             gone=decided.status == "disabled")
-    session.commit()
+        "succeeded": result.succeeded,
+        "disable_after": settings.disable_after_failing_seconds,
+    }
+    if result.succeeded:  # the common case: one statement, its own transaction
+        with _autocommit(session) as connection:
+            row = connection.execute(_RECORD_ATTEMPT, params).one_or_none()
+    else:  # a failure may disable the subscription: in the same transaction
+        row = session.execute(_RECORD_ATTEMPT, params).one_or_none()
+        if row is not None:
+            health.after_failure(session, settings, claim.subscription_id, delivery_id,
+                                 gone=decided.status == "disabled", row=row)
+        session.commit()
+    if row is None:  # another worker recorded this attempt: nothing was written
+        return None
+    stored_status = row.stored_status
     if stored_status != decided.status:
         return Outcome(stored_status)
     return decided

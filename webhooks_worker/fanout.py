@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import text, update
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from webhooks_api.catalogue import filters_matching, is_operational
@@ -19,8 +19,12 @@ from webhooks_api.models import Event
 from webhooks_api.queue import Message, deliver_message
 from webhooks_api.task_labels import deliver_reprs
 
+# One round trip: the deliveries and the event's `fanned_out_at` (a data-modifying CTE
+# runs whether or not the query reads it).
 _INSERT_DELIVERIES = text("""
-    WITH inserted AS (
+    WITH marked AS (
+    UPDATE events SET fanned_out_at = now() WHERE id = :event_pk AND fanned_out_at IS NULL),
+    inserted AS (
     INSERT INTO deliveries (id, event_pk, subscription_id, tenant_id, event_type, status,
                             next_retry_at)
     SELECT 'dlv_' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 24),
@@ -63,10 +67,6 @@ def fan_out(session: Session, event: Event, trigger: str = "automatic") -> list[
             "excluded_subscription_id": _subscription_concerned(event),
         },
     ).all()
-    session.execute(
-        update(Event).where(Event.id == event.id, Event.fanned_out_at.is_(None))
-        .values(fanned_out_at=text("now()"))
-    )
     return [
         deliver_message(row.id, 1, trigger,
                         deliver_reprs(row.id, 1, trigger, event.event_type, row.url))

@@ -28,23 +28,25 @@ logger = logging.getLogger(__name__)
 FAILING_EVENT = "webhook.subscription.failing"
 DISABLED_EVENT = "webhook.subscription.disabled"
 
-_COUNT_SUCCESS = text("""
+# The subscription's counters after one attempt (`:succeeded`), as a CTE of the one
+# statement that records the attempt (webhooks_worker.delivery), whose CTE `finished` holds
+# the delivery it recorded: nothing is counted when that attempt was already recorded.
+COUNT_ATTEMPT = """
     UPDATE subscriptions
-    SET success_count = success_count + 1, consecutive_failures = 0,
-        last_success_at = now(), failing_since = NULL, health_stage = NULL
-    WHERE id = :subscription_id
-""")
-
-_COUNT_FAILURE = text("""
-    UPDATE subscriptions
-    SET failure_count = failure_count + 1, consecutive_failures = consecutive_failures + 1,
-        last_failure_at = now(), failing_since = coalesce(failing_since, now())
-    WHERE id = :subscription_id
-    RETURNING tenant_id, url, status, consecutive_failures, failing_since, health_stage,
+    SET success_count = success_count + CASE WHEN :succeeded THEN 1 ELSE 0 END,
+        failure_count = failure_count + CASE WHEN :succeeded THEN 0 ELSE 1 END,
+        consecutive_failures = CASE WHEN :succeeded THEN 0 ELSE consecutive_failures + 1 END,
+        last_success_at = CASE WHEN :succeeded THEN now() ELSE last_success_at END,
+        last_failure_at = CASE WHEN :succeeded THEN last_failure_at ELSE now() END,
+        failing_since = CASE WHEN :succeeded THEN NULL ELSE coalesce(failing_since, now()) END,
+        health_stage = CASE WHEN :succeeded THEN NULL ELSE health_stage END
+    WHERE id = (SELECT subscription_id FROM finished)
+    RETURNING tenant_id, url, status AS subscription_status, consecutive_failures,
+              failing_since, health_stage,
               :disable_after > 0
               AND failing_since <= now() - make_interval(secs => :disable_after)
               AS failing_too_long
-""")
+"""
 
 _DISABLE_SUBSCRIPTION = text("""
     UPDATE subscriptions
@@ -62,32 +64,25 @@ _DISABLE_OPEN_DELIVERIES = text("""
 _SET_STAGE = text("UPDATE subscriptions SET health_stage = :stage WHERE id = :subscription_id")
 
 
-def count_success(session: Session, subscription_id: str) -> None:
-    session.execute(_COUNT_SUCCESS, {"subscription_id": subscription_id})
-
-
-def count_failure(session: Session, settings: Settings, subscription_id: str,
-                  delivery_id: str, gone: bool) -> None:
-    """Count a failed attempt; disable and warn as the rules say (caller commits)."""
-    row = session.execute(_COUNT_FAILURE, {
-        "subscription_id": subscription_id,
-        "disable_after": settings.disable_after_failing_seconds,
-    }).one()
+def after_failure(session: Session, settings: Settings, subscription_id: str,
+                  delivery_id: str, gone: bool, row) -> None:
+    """Disable and warn as the rules say after a failed attempt was counted (`row`: what
+    COUNT_ATTEMPT returned); runs in the recording transaction, the caller commits."""
     reason = None
     if gone:
         reason = f"the endpoint answered 410 Gone (delivery {delivery_id})"
-    elif row.failing_too_long and row.status == "active":
+    elif row.failing_too_long and row.subscription_status == "active":
         reason = (f"every attempt failed since {row.failing_since:%Y-%m-%dT%H:%M:%SZ} "
                   f"(more than {settings.disable_after_failing_seconds} s)")
     if reason is not None:
         session.execute(_DISABLE_SUBSCRIPTION,
                         {"subscription_id": subscription_id, "reason": reason})
         session.execute(_DISABLE_OPEN_DELIVERIES, {"subscription_id": subscription_id})
-    if reason is not None and row.status == "active":
+    if reason is not None and row.subscription_status == "active":
         stage = "disabled"
     elif (settings.failing_warning_after
           and row.consecutive_failures >= settings.failing_warning_after
-          and row.health_stage is None and row.status == "active"):
+          and row.health_stage is None and row.subscription_status == "active"):
         stage = "failing"
     else:
         return

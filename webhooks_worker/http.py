@@ -23,6 +23,8 @@ was checked, so DNS rebinding cannot swap it.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 import socket
@@ -61,6 +63,47 @@ def user_agent() -> str:
         return "webhooks-service/dev"
 
 
+class _Watchdog:
+    """One thread per process that expires deadlines: a heap of (time, n, deadline) under
+    a Condition. Starting a `threading.Timer` per attempt cost a thread start each time
+    (`Thread.start()` waits for the new thread to run: ~1 ms on a busy machine)."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._counter = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def add(self, deadline: _Deadline, seconds: float) -> None:
+        with self._condition:
+            if self._pid != os.getpid():  # first use, or a forked child: no thread here yet
+                self._heap.clear()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="http-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            entry = (time.monotonic() + seconds, next(self._counter), deadline)
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    if self._heap and self._heap[0][2].finished:
+                        heapq.heappop(self._heap)  # cancelled: finished before its time
+                        continue
+                    self._condition.wait(self._heap[0][0] - time.monotonic()
+                                         if self._heap else None)
+                _, _, deadline = heapq.heappop(self._heap)
+            deadline.expire()
+
+
+_watchdog = _Watchdog()
+
+
 class _Deadline:
     """Shuts down the sockets of the current attempt once its time is up.
 
@@ -68,34 +111,33 @@ class _Deadline:
     (or reused): the duplicate stays valid while TLS wraps the socket, so a receiver that
     drips its handshake, its headers or its body is cut all the same (shutdown acts on the
     connection, not on one descriptor). Name resolution happens before any socket exists
-    and is bounded by the system resolver's own timeout.
+    and is bounded by the system resolver's own timeout. The process's `_watchdog` calls
+    `expire` when the time has passed.
     """
 
     def __init__(self, seconds: float):
         self.expired = False
-        self._finished = False
+        self.finished = False
+        self._seconds = seconds
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> _Deadline:
         _local.deadline = self
-        self._timer.start()
+        _watchdog.add(self, self._seconds)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._timer.cancel()
         _local.deadline = None
         with self._lock:
-            self._finished = True
+            self.finished = True
             for duplicate in self._sockets:
                 duplicate.close()  # closes our descriptor only; the connection stays pooled
             self._sockets.clear()
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
-            if self._finished:
+            if self.finished:
                 return
             try:
                 duplicate = socket.socket(fileno=os.dup(sock.fileno()))
@@ -105,9 +147,9 @@ class _Deadline:
             if self.expired:
                 _shutdown(duplicate)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
-            if self._finished:
+            if self.finished:
                 return
             self.expired = True
             for duplicate in self._sockets:

@@ -107,17 +107,17 @@ def store_event(session: Session, settings: Settings, tenant_id: str, event_type
             f"event body exceeds WEBHOOKS_MAX_PAYLOAD_BYTES ({settings.max_payload_bytes})",
             {"data": ["too large"]},
         )
-    inserted_pk = session.execute(
+    # RETURNING the whole row: a new event needs no second read; only a repeat id does.
+    event = session.scalars(
         insert(Event)
         .values(event_id=event_id, tenant_id=tenant_id, event_type=event_type, body=body,
                 occurred_at=occurred_at)
         .on_conflict_do_nothing(constraint="uq_events_tenant_event_id")
-        .returning(Event.id)
-    ).scalar_one_or_none()
-    event = session.scalar(
-        select(Event).where(Event.tenant_id == tenant_id, Event.event_id == event_id)
-    )
-    return StoredEvent(event=event, created=inserted_pk is not None)
+        .returning(Event)
+    ).one_or_none()
+    if event is not None:
+        return StoredEvent(event=event, created=True)
+    return StoredEvent(event=get_event(session, tenant_id, event_id), created=False)
 
 
 def get_event(session: Session, tenant_id: str, event_id: str) -> Event:
