@@ -186,6 +186,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = env_vars.get(name)
         return value if value not in (None, "") else None
 
+    def integer(name: str, default: int, minimum: int = 0) -> int:
+        return _int(get(name) or str(default), name, minimum)
+
     keys = get("WEBHOOKS_ENCRYPTION_KEY")
     settings = Settings(
         env=env,
@@ -198,44 +201,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                     "WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
         encryption_keys=tuple(k.strip() for k in keys.split(",") if k.strip())
         if keys else (DEVELOPMENT_ENCRYPTION_KEY,),
-        max_payload_bytes=_int(get("WEBHOOKS_MAX_PAYLOAD_BYTES") or "262144",
-                               "WEBHOOKS_MAX_PAYLOAD_BYTES", 1024),
+        max_payload_bytes=integer("WEBHOOKS_MAX_PAYLOAD_BYTES", 262144, 1024),
         ca_bundle=get("WEBHOOKS_CA_BUNDLE"),
-        sweep_margin_seconds=_int(get("WEBHOOKS_SWEEP_MARGIN_SECONDS") or "120",
-                                  "WEBHOOKS_SWEEP_MARGIN_SECONDS"),
-        sweep_interval_seconds=_int(get("WEBHOOKS_SWEEP_INTERVAL_SECONDS") or "60",
-                                    "WEBHOOKS_SWEEP_INTERVAL_SECONDS", 1),
-        claim_margin_seconds=_int(get("WEBHOOKS_CLAIM_MARGIN_SECONDS") or "60",
-                                  "WEBHOOKS_CLAIM_MARGIN_SECONDS", 1),
-        worker_eta_task_limit=_int(get("WEBHOOKS_WORKER_ETA_TASK_LIMIT") or "10000",
-                                   "WEBHOOKS_WORKER_ETA_TASK_LIMIT", 100),
-        metadata_max_bytes=_int(get("WEBHOOKS_METADATA_MAX_BYTES") or "8192",
-                                "WEBHOOKS_METADATA_MAX_BYTES", 2),
+        sweep_margin_seconds=integer("WEBHOOKS_SWEEP_MARGIN_SECONDS", 120),
+        sweep_interval_seconds=integer("WEBHOOKS_SWEEP_INTERVAL_SECONDS", 60, 1),
+        claim_margin_seconds=integer("WEBHOOKS_CLAIM_MARGIN_SECONDS", 60, 1),
+        worker_eta_task_limit=integer("WEBHOOKS_WORKER_ETA_TASK_LIMIT", 10000, 100),
+        metadata_max_bytes=integer("WEBHOOKS_METADATA_MAX_BYTES", 8192, 2),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
         flower_basic_auth=get("FLOWER_BASIC_AUTH"),
         log_format=_choice(get("WEBHOOKS_LOG_FORMAT") or "text", "WEBHOOKS_LOG_FORMAT",
                            LOG_FORMATS),
-        retention_days=_int(get("WEBHOOKS_RETENTION_DAYS") or "30", "WEBHOOKS_RETENTION_DAYS"),
-        retention_interval_seconds=_int(get("WEBHOOKS_RETENTION_INTERVAL_SECONDS") or "3600",
-                                        "WEBHOOKS_RETENTION_INTERVAL_SECONDS", 1),
+        retention_days=integer("WEBHOOKS_RETENTION_DAYS", 30),
+        retention_interval_seconds=integer("WEBHOOKS_RETENTION_INTERVAL_SECONDS", 3600, 1),
         worker_metrics_port=_int(get("WEBHOOKS_WORKER_METRICS_PORT"),
                                  "WEBHOOKS_WORKER_METRICS_PORT", 1)
         if get("WEBHOOKS_WORKER_METRICS_PORT") else None,
         metrics_dir=get("PROMETHEUS_MULTIPROC_DIR"),
         debug=_bool(get("FLASK_DEBUG") or "false", "FLASK_DEBUG"),
-        disable_after_failing_seconds=_int(
-            get("WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS") or str(5 * 24 * 3600),
-            "WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS"),
-        failing_warning_after=_int(get("WEBHOOKS_FAILING_WARNING_AFTER") or "10",
-                                   "WEBHOOKS_FAILING_WARNING_AFTER"),
-        test_event_wait_seconds=_int(get("WEBHOOKS_TEST_EVENT_WAIT_SECONDS") or "25",
-                                     "WEBHOOKS_TEST_EVENT_WAIT_SECONDS"),
-        circuit_failure_threshold=_int(get("WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD") or "0",
-                                       "WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD"),
-        circuit_window_seconds=_int(get("WEBHOOKS_CIRCUIT_WINDOW_SECONDS") or "60",
-                                    "WEBHOOKS_CIRCUIT_WINDOW_SECONDS", 1),
-        circuit_open_seconds=_int(get("WEBHOOKS_CIRCUIT_OPEN_SECONDS") or "30",
-                                  "WEBHOOKS_CIRCUIT_OPEN_SECONDS", 1),
+        disable_after_failing_seconds=integer("WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS",
+                                              5 * 24 * 3600),
+        failing_warning_after=integer("WEBHOOKS_FAILING_WARNING_AFTER", 10),
+        test_event_wait_seconds=integer("WEBHOOKS_TEST_EVENT_WAIT_SECONDS", 25),
+        circuit_failure_threshold=integer("WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD", 0),
+        circuit_window_seconds=integer("WEBHOOKS_CIRCUIT_WINDOW_SECONDS", 60, 1),
+        circuit_open_seconds=integer("WEBHOOKS_CIRCUIT_OPEN_SECONDS", 30, 1),
     )
     _check_encryption_keys(settings.encryption_keys)
     if settings.ca_bundle and not os.path.exists(settings.ca_bundle):
