@@ -65,11 +65,7 @@ def flower(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     args = [sys.executable, "-m", "webhooks_worker.flower", f"--port={port}",
             "--address=127.0.0.1"]
-    with running(args, env, "test-flower.log") as process:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: process.poll() is not None or _answers(f"{base}/healthcheck"),
-                 timeout=60, message="Flower to answer /healthcheck")
-        assert process.poll() is None, "Flower exited; see var/test-flower.log"
+    with _serving(args, env, "test-flower.log", port, "/healthcheck", "Flower") as base:
         yield base
 
 
@@ -92,9 +88,17 @@ def web(env: dict[str, str], workers: int = 2) -> Iterator[str]:
     args = [sys.executable, "-m", "gunicorn", "--config", "python:webhooks_api.gunicorn_conf",
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "webhooks_api:create_app()"]
-    with running(args, env, "test-web.log") as process:
+    with _serving(args, env, "test-web.log", port, "/healthz", "gunicorn") as base:
+        yield base
+
+
+@contextmanager
+def _serving(args: list[str], env: dict[str, str], log_name: str, port: int, probe: str,
+             what: str) -> Iterator[str]:
+    """Run a server process until it answers `probe`; yields its base URL."""
+    with running(args, env, log_name) as process:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: process.poll() is not None or _answers(f"{base}/healthz"),
-                 timeout=60, message="gunicorn to answer /healthz")
-        assert process.poll() is None, "gunicorn exited; see var/test-web.log"
+        wait_for(lambda: process.poll() is not None or _answers(f"{base}{probe}"),
+                 timeout=60, message=f"{what} to answer {probe}")
+        assert process.poll() is None, f"{what} exited; see var/{log_name}"
         yield base

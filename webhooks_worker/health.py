@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from webhooks_api.config import Settings
+from webhooks_api.services.deliveries import disable_open_deliveries
 from webhooks_api.services.publishing import record_event
 
 logger = logging.getLogger(__name__)
@@ -55,12 +56,6 @@ _DISABLE_SUBSCRIPTION = text("""
     WHERE id = :subscription_id
 """)
 
-_DISABLE_OPEN_DELIVERIES = text("""
-    UPDATE deliveries
-    SET status = 'disabled', next_retry_at = NULL, completed_at = now(), updated_at = now()
-    WHERE subscription_id = :subscription_id AND status IN ('pending', 'retrying')
-""")
-
 _SET_STAGE = text("UPDATE subscriptions SET health_stage = :stage WHERE id = :subscription_id")
 
 
@@ -77,7 +72,7 @@ def after_failure(session: Session, settings: Settings, subscription_id: str,
     if reason is not None:
         session.execute(_DISABLE_SUBSCRIPTION,
                         {"subscription_id": subscription_id, "reason": reason})
-        session.execute(_DISABLE_OPEN_DELIVERIES, {"subscription_id": subscription_id})
+        disable_open_deliveries(session, subscription_id)
     if reason is not None and row.subscription_status == "active":
         stage = "disabled"
     elif (settings.failing_warning_after
