@@ -1,8 +1,9 @@
-"""kombu's Redis transport with one fix: a worker must survive a Redis outage.
+"""kombu's Redis transport with two fixes: a worker survives a Redis outage, and a command
+does not pay for building a Redis client.
 
-Celery 5.7's consumer, on losing the broker, first `collect()`s its connection (which
-detaches the transport from it: `transport.client = None`) and then `close()`s it. Closing
-the default channel gives its unacknowledged messages back (the tasks running, the
+Outage: Celery 5.7's consumer, on losing the broker, first `collect()`s its connection
+(which detaches the transport from it: `transport.client = None`) and then `close()`s it.
+Closing the default channel gives its unacknowledged messages back (the tasks running, the
 countdowns held in memory) through a new Redis client, whose parameters kombu reads from
 the detached connection: AttributeError, which neither kombu nor Celery expect there, and
 the worker exits with "Unrecoverable error" instead of reconnecting (seen in
@@ -10,6 +11,13 @@ tests/test_faults.py: Redis stopped while a countdown is held). Here the channel
 Redis connection error instead, which both already ignore at that point; the worker
 reconnects. The messages stay in Redis's unacked set, restored after the visibility
 timeout, and the sweep re-sends their deliveries sooner.
+
+Cost: kombu builds a new `redis.Redis` for every publish, ack, unacked-set write and task
+event (`Channel.conn_or_acquire`), and redis-py 8 fills a case-insensitive table of ~300
+response callbacks in each constructor: about 0.5 ms of CPU, four or five times per task,
+measured at 11 % of a worker's CPU (docs/PERFORMANCE.md). A client holds no connection of
+its own (it borrows from the channel's pool per command and is thread-safe), so the channel
+keeps one for as long as its pool lives.
 """
 
 from __future__ import annotations
@@ -19,10 +27,20 @@ from redis import exceptions
 
 
 class Channel(kombu_redis.Channel):
+    _sync_client = None
+
     def _connparams(self, asynchronous=False):
         if self.connection.client is None:
             raise exceptions.ConnectionError("the broker connection was already collected")
         return super()._connparams(asynchronous=asynchronous)
+
+    def _create_client(self, asynchronous=False):
+        if asynchronous:  # the BRPOP/LISTEN client has a pool and poller registration of its own
+            return super()._create_client(asynchronous=True)
+        client, pool = self._sync_client, self.pool
+        if client is None or client.connection_pool is not pool:
+            client = self._sync_client = super()._create_client()
+        return client
 
 
 class Transport(kombu_redis.Transport):
