@@ -106,8 +106,11 @@ def _git(*args: str) -> str:
 
 
 def _pool(command: str) -> dict:
+    """The pool and how many deliveries run at once: `--concurrency` of one worker, or the
+    number of replicas the launcher (webhooks_worker.replicas) starts."""
     pool = re.search(r"(?:--pool[= ]|-P ?)(\w+)", command)
-    concurrency = re.search(r"(?:--concurrency[= ]|-c ?)(\d+)", command)
+    concurrency = re.search(r"(?:--concurrency[= ]|-c ?|webhooks_worker\.replicas )(\d+)",
+                            command)
     return {"pool": pool.group(1) if pool else "prefork",
             "concurrency": int(concurrency.group(1)) if concurrency else os.cpu_count()}
 

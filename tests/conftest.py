@@ -124,18 +124,20 @@ def start_worker_process(test_env: dict[str, str], extra_env: dict[str, str] | N
                          concurrency: int = 2, log_path: Path | None = None,
                          extra_args: list[str] | None = None,
                          wrapper: list[str] | None = None) -> subprocess.Popen:
-    """A real `celery worker` (prefork, as in the Procfile) on this run's queues.
+    """Real Celery workers as the Procfile starts them: `concurrency` solo replicas under
+    webhooks_worker.replicas, on this run's queues.
 
-    It leads a process group of its own (so a test can kill it with its children);
-    `wrapper` is a command line it runs under (e.g. a private mount namespace).
+    The launcher leads a process group of its own (so a test can kill it with its
+    replicas); `wrapper` is a command line it runs under (e.g. a private mount namespace).
     """
     env = {**os.environ, **test_env, **(extra_env or {})}
     log_path = log_path or VAR / "test-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [*(wrapper or []), sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app",
-         "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip",
-         "--without-mingle", "-Q", ",".join(WORKER_QUEUES),
+        [*(wrapper or []), sys.executable, "-m", "webhooks_worker.replicas", str(concurrency),
+         sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app", "worker",
+         "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle",
+         "-Q", ",".join(WORKER_QUEUES),
          "-n", f"test-{uuid.uuid4().hex[:6]}@%h", *(extra_args or [])],
         env=env, cwd=ROOT, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -48,21 +48,22 @@ def test_redis_brokers_use_the_transport_that_survives_an_outage():
 
 def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
     replies = app.extensions["celery"].control.inspect(timeout=5).conf(with_defaults=True)
-    [conf] = replies.values()
-    expected_visibility = load_settings(test_env).visibility_timeout_seconds
-    assert conf["broker_transport_options"]["visibility_timeout"] == expected_visibility
-    assert conf["task_acks_late"] is True and conf["task_reject_on_worker_lost"] is False
-    assert conf["worker_prefetch_multiplier"] == 1
-    assert conf["worker_eta_task_limit"] == 10000
-    assert conf["task_time_limit"] == MAX_TIMEOUT_SECONDS + 120
-    assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]
-    assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
-    assert conf["broker_transport"] == load_settings(test_env).broker_transport
-    assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK,
-                                        PRUNE_TASK}
-    # First attempts and retries on queues of their own, fresh ones taken first on Redis.
-    assert [queue["name"] for queue in conf["task_queues"]] == [
-        "webhooks.publish", "webhooks.deliver", "webhooks.retry", "webhooks.maintenance"]
-    assert conf["broker_transport_options"]["queue_order_strategy"] == "priority"
-    sweep_entry = conf["beat_schedule"]["sweep"]
-    assert sweep_entry["task"] == SWEEP_TASK and sweep_entry["options"]["expires"] > 0
+    assert len(replies) == 2  # the session worker's two replicas, each configured alike
+    for conf in replies.values():
+        expected_visibility = load_settings(test_env).visibility_timeout_seconds
+        assert conf["broker_transport_options"]["visibility_timeout"] == expected_visibility
+        assert conf["task_acks_late"] is True and conf["task_reject_on_worker_lost"] is False
+        assert conf["worker_prefetch_multiplier"] == 1
+        assert conf["worker_eta_task_limit"] == 10000
+        assert conf["task_time_limit"] == MAX_TIMEOUT_SECONDS + 120
+        assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]
+        assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
+        assert conf["broker_transport"] == load_settings(test_env).broker_transport
+        assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK,
+                                            PRUNE_TASK}
+        # First attempts and retries on queues of their own, fresh ones taken first on Redis.
+        assert [queue["name"] for queue in conf["task_queues"]] == [
+            "webhooks.publish", "webhooks.deliver", "webhooks.retry", "webhooks.maintenance"]
+        assert conf["broker_transport_options"]["queue_order_strategy"] == "priority"
+        sweep_entry = conf["beat_schedule"]["sweep"]
+        assert sweep_entry["task"] == SWEEP_TASK and sweep_entry["options"]["expires"] > 0
