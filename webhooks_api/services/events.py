@@ -89,15 +89,20 @@ def serialize_body(event_id: str, event_type: str, occurred_at: datetime, tenant
 
 
 @dataclass(frozen=True)
-class StoredEvent:
-    event: Event
-    created: bool
+class NewEvent:
+    """A valid event, serialized, not yet stored: what every way of inserting it needs."""
+
+    event_id: str
+    tenant_id: str
+    event_type: str
+    data: dict
+    body: str
+    occurred_at: datetime
 
 
-def store_event(session: Session, settings: Settings, tenant_id: str, event_type: str,
-                data, metadata=None, event_id: str | None = None) -> StoredEvent:
-    """Validate and insert the event in the session's transaction; a repeat id returns the
-    stored event unchanged. The caller commits."""
+def new_event(session: Session, settings: Settings, tenant_id: str, event_type: str,
+              data, metadata=None, event_id: str | None = None) -> NewEvent:
+    """Validate and serialize (an id is made when none is given); raises DomainError."""
     validate_event(session, tenant_id, event_type, data, metadata, event_id)
     event_id = event_id or new_id("evt")
     occurred_at = datetime.now(UTC).replace(microsecond=0)
@@ -107,17 +112,32 @@ def store_event(session: Session, settings: Settings, tenant_id: str, event_type
             f"event body exceeds WEBHOOKS_MAX_PAYLOAD_BYTES ({settings.max_payload_bytes})",
             {"data": ["too large"]},
         )
+    return NewEvent(event_id=event_id, tenant_id=tenant_id, event_type=event_type, data=data,
+                    body=body, occurred_at=occurred_at)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event: Event
+    created: bool
+
+
+def store_event(session: Session, settings: Settings, tenant_id: str, event_type: str,
+                data, metadata=None, event_id: str | None = None) -> StoredEvent:
+    """Validate and insert the event in the session's transaction; a repeat id returns the
+    stored event unchanged. The caller commits."""
+    new = new_event(session, settings, tenant_id, event_type, data, metadata, event_id)
     # RETURNING the whole row: a new event needs no second read; only a repeat id does.
     event = session.scalars(
         insert(Event)
-        .values(event_id=event_id, tenant_id=tenant_id, event_type=event_type, body=body,
-                occurred_at=occurred_at)
+        .values(event_id=new.event_id, tenant_id=tenant_id, event_type=event_type,
+                body=new.body, occurred_at=new.occurred_at)
         .on_conflict_do_nothing(constraint="uq_events_tenant_event_id")
         .returning(Event)
     ).one_or_none()
     if event is not None:
         return StoredEvent(event=event, created=True)
-    return StoredEvent(event=get_event(session, tenant_id, event_id), created=False)
+    return StoredEvent(event=get_event(session, tenant_id, new.event_id), created=False)
 
 
 def get_event(session: Session, tenant_id: str, event_id: str) -> Event:
