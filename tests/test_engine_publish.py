@@ -97,6 +97,21 @@ def test_publish_is_idempotent_per_tenant_and_event_id(app, client, tenant, rece
     assert event_row(session, "tenant_other", "order-42") is not None
 
 
+def test_a_repeat_id_fans_out_the_stored_event_only_if_no_run_did(app, client, tenant,
+                                                                    session):
+    create_subscription(client, tenant, "http://127.0.0.1:9/hook")
+    # Stored by an earlier publish whose fan-out message was lost.
+    store_without_messages(app, tenant["id"], data={"n": 1}, fan_out=False, event_id="o-7")
+    arguments = {"tenant_id": tenant["id"], "event_type": "invoice.created",
+                 "event_data": {"n": 2}, "event_id": "o-7"}
+    first = _publish_in_process(app, **arguments)
+    again = _publish_in_process(app, **arguments)
+
+    assert len(first) == 1 and again == []
+    assert [d.id for d in deliveries_of(session)] == first
+    assert json.loads(event_row(session, tenant["id"], "o-7").body)["data"] == {"n": 1}
+
+
 def test_an_event_without_subscriber_is_stored_and_goes_nowhere(app, tenant):
     with counting(app) as counts:
         enqueued = _publish_in_process(app, tenant_id=tenant["id"], event_type="user.login",
