@@ -17,6 +17,7 @@ from tests.engine_support import (
     create_subscription,
     deliveries_of,
     event_row,
+    execute,
     publish_via_api,
     store_without_messages,
     wait_for_delivery,
@@ -208,6 +209,30 @@ def test_custom_types_are_validated_against_their_schema(app, client, tenant, re
     wait_for_delivery(session, lambda d: d.status == "success")
     assert [json.loads(p.body)["data"] for p in receiver.posts()] == [{"order_id": "o-7"}]
     assert _count(session, Event) == 1
+
+
+def test_a_custom_type_is_validated_against_its_row_as_it_is_now(app, client, tenant):
+    """The worker remembers custom types; a row removed and registered again by hand with
+    another schema is noticed by the next publish, which validates against the new one."""
+    _register_shipped(app, tenant["id"])
+    create_subscription(client, tenant, "http://127.0.0.1:9/hook", ["acme.order.shipped"])
+    as_string = {"tenant_id": tenant["id"], "event_type": "acme.order.shipped",
+                 "event_data": {"order_id": "o-1"}}
+    assert len(_publish_in_process(app, **as_string)) == 1
+    execute(app, "DELETE FROM event_types WHERE tenant_id = :tenant_id",
+            tenant_id=tenant["id"])
+    with app.app_context():
+        get_event_bus().register_event_type(
+            "acme.order.shipped", "Now with numbered orders",
+            {"type": "object", "properties": {"order_id": {"type": "integer"}}},
+            tenant_id=tenant["id"])
+    before = _rejected("invalid_data")
+
+    assert _publish_in_process(app, **as_string) == []
+    assert _rejected("invalid_data") == before + 1
+    assert len(_publish_in_process(app, **{**as_string, "event_data": {"order_id": 2}})) == 1
+    with app.app_context():
+        assert _count(db.session, Event) == 2 and _count(db.session, Delivery) == 2
 
 
 def test_wildcard_matching_and_operational_events(app, client, tenant, receiver, worker,

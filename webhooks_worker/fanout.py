@@ -54,11 +54,14 @@ _FAN_OUT_STORED = text("""
 """ + _DELIVERIES_OF_FANNED)
 
 # A new event: stored already fanned out, with its deliveries, by one statement (atomic
-# on its own). A repeat id inserts nothing and returns no row.
+# on its own). A repeat id inserts nothing and returns no row; so does a custom type whose
+# row (validated against, maybe from memory) no longer exists.
 _STORE_AND_FAN_OUT = text("""
     WITH fanned AS (
     INSERT INTO events (event_id, tenant_id, event_type, body, occurred_at, fanned_out_at)
-    VALUES (:event_id, :tenant_id, :event_type, :body, :occurred_at, now())
+    SELECT :event_id, :tenant_id, :event_type, :body, :occurred_at, now()
+    WHERE CAST(:custom_type_pk AS bigint) IS NULL
+       OR EXISTS (SELECT 1 FROM event_types WHERE id = :custom_type_pk)
     ON CONFLICT ON CONSTRAINT uq_events_tenant_event_id DO NOTHING
     RETURNING id),
 """ + _DELIVERIES_OF_FANNED)
@@ -101,10 +104,11 @@ def fan_out(session: Session, event: Event, trigger: str = "automatic") -> list[
 
 def store_and_fan_out(connection: Connection, event: NewEvent) -> list[Message] | None:
     """Store a new event with its deliveries in one statement; returns the deliver messages
-    to send once it has committed, or None when the event id was already stored (nothing
-    was written: the caller falls back to the stored event)."""
+    to send once it has committed, or None when nothing was written: the event id was
+    already stored, or its custom type is gone."""
     rows = connection.execute(_STORE_AND_FAN_OUT, {
         "event_id": event.event_id, "body": event.body, "occurred_at": event.occurred_at,
+        "custom_type_pk": event.custom_type_pk,
         **_matching(event.event_type, event.tenant_id, lambda: event.data),
     }).all()
     return _messages(rows, event.event_type, "automatic") if rows else None
