@@ -23,7 +23,7 @@ from webhooks_api.task_labels import deliver_reprs
 
 # The deliveries of the one-row CTE `fanned` (the event's primary key), and their URLs for
 # the messages. One row per delivery, or one row of NULLs when nothing matched; no row at
-# all only when `fanned` is empty (a new event whose id was already stored).
+# all only when `fanned` is empty (a new event that was not stored).
 _DELIVERIES_OF_FANNED = """
     inserted AS (
     INSERT INTO deliveries (id, event_pk, subscription_id, tenant_id, event_type, status,
