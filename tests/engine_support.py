@@ -247,17 +247,20 @@ def store_without_messages(app, tenant_id: str, event_type: str = "invoice.creat
 
 @contextlib.contextmanager
 def counting(app) -> Iterator[dict]:
-    """Counts, in this process: SQL statements sent, task messages published (with their
-    kwargs), and pool checkouts currently held."""
+    """Counts, in this process: SQL statements sent (and how many of them inside a
+    transaction, i.e. with BEGIN and COMMIT round trips around them), task messages
+    published (with their kwargs), and pool checkouts currently held."""
     from celery.signals import before_task_publish
     from sqlalchemy import event
 
     with app.app_context():
         engine = db.engine
-    counts: dict = {"statements": 0, "sql": [], "messages": [], "engine": engine}
+    counts: dict = {"statements": 0, "in_transaction": 0, "sql": [], "messages": [],
+                    "engine": engine}
 
     def on_statement(connection, cursor, statement, *args):
         counts["statements"] += 1
+        counts["in_transaction"] += not connection.connection.dbapi_connection.autocommit
         counts["sql"].append(" ".join(statement.split())[:80])
 
     def on_publish(sender=None, body=None, **kwargs):

@@ -8,6 +8,7 @@ from tests.engine_support import (
     counting,
     create_subscription,
     deliveries_of,
+    event_row,
     publish_via_api,
     store_without_messages,
     wait_until_recorded,
@@ -59,7 +60,7 @@ def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver
         gone_statements = counts["statements"]
 
     wait_until_recorded(app, 4)  # the fan-out's delivery went to the worker
-    # Fan-out: read the event; insert every delivery and mark it, one statement.
+    # Fan-out of a stored event: read it; insert every delivery and mark it, one statement.
     assert fan_out_statements <= 2
     # An attempt: the claim, then attempt + delivery + statistics in one statement.
     assert success_statements <= 2 and retry_statements <= 2
@@ -70,6 +71,22 @@ def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver
     assert checked_out_during_post == [0, 0, 0]
     print(f"\nstatements: fan-out {fan_out_statements}, attempt {success_statements} "
           f"(success) / {retry_statements} (retry) / {gone_statements} (410)")
+
+
+def test_a_new_event_is_stored_and_fanned_out_by_one_statement(app, client, tenant):
+    create_subscription(client, tenant, "http://127.0.0.1:9/hook")
+    with counting(app) as counts, app.app_context():
+        [delivery_id] = publish_stored_or_new(
+            db.session, app.config["WEBHOOKS_SETTINGS"], tenant_id=tenant["id"],
+            event_type="invoice.created", event_data={"n": 1}, metadata=None,
+            event_id="evt_one_statement")
+    # The event (marked fanned out) and its deliveries: one statement, no BEGIN/COMMIT.
+    assert counts["statements"] == 1 and counts["in_transaction"] == 0
+    with app.app_context():
+        assert event_row(db.session, tenant["id"], "evt_one_statement").fanned_out_at
+        assert [(d.id, d.status) for d in deliveries_of(db.session)] == [
+            (delivery_id, "pending")]
+    print(f"\nstatements: publish of a new event {counts['statements']}")
 
 
 def test_broker_messages_and_connections_per_delivery(app, client, tenant, receiver, worker,

@@ -13,12 +13,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from webhooks_api.circuit import Breaker
@@ -27,6 +25,7 @@ from webhooks_api.secrets import SecretBox
 from webhooks_api.task_labels import deliver_reprs
 
 from . import health, http, observability, rate_limit
+from .autocommit import autocommit
 from .backoff import next_delay
 from .signing import redact_signatures, signature_headers
 
@@ -167,27 +166,10 @@ def decide(result: http.HttpResult, attempt_number: int, trigger: str,
     return Outcome("failed") if delay is None else Outcome("retrying", delay)
 
 
-@contextmanager
-def _autocommit(session: Session) -> Iterator[Connection]:
-    """The session's connection with each statement its own transaction: no BEGIN and no
-    COMMIT round trips around a single statement, which is atomic by itself. psycopg2's
-    `autocommit` flag is switched on the connection and back (no isolation-level change,
-    so nothing is sent to the server); the session then releases the connection as usual."""
-    connection = session.connection()
-    dbapi_connection = connection.connection.dbapi_connection
-    dbapi_connection.autocommit = True
-    try:
-        yield connection
-    finally:
-        if not dbapi_connection.closed:  # a lost connection raises its own error
-            dbapi_connection.autocommit = False
-    session.commit()  # nothing was begun on the server: this only lets the connection go
-
-
 def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                      attempt_number: int, trigger: str) -> Outcome | None:
     """Make attempt `attempt_number` of a delivery; None when this message claims nothing."""
-    with _autocommit(session) as connection:  # visible to every other worker at once
+    with autocommit(session) as connection:  # visible to every other worker at once
         claim = connection.execute(_CLAIM, {
             "delivery_id": delivery_id, "attempt_number": attempt_number,
             "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
@@ -281,7 +263,7 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
         "disable_after": settings.disable_after_failing_seconds,
     }
     if result.succeeded:  # the common case: one statement, its own transaction
-        with _autocommit(session) as connection:
+        with autocommit(session) as connection:
             row = connection.execute(_RECORD_ATTEMPT, params).one_or_none()
     else:  # a failure may disable the subscription: in the same transaction
         row = session.execute(_RECORD_ATTEMPT, params).one_or_none()

@@ -8,10 +8,12 @@ from sqlalchemy.orm import Session
 
 from webhooks_api.config import Settings
 from webhooks_api.errors import DomainError, NotFoundError, PayloadTooLargeError
-from webhooks_api.queue import send_now
-from webhooks_api.services.events import get_event, store_event
+from webhooks_api.queue import Message, send_now
+from webhooks_api.services.events import get_event, new_event, store_event
 
-from .fanout import fan_out
+from . import known_types
+from .autocommit import autocommit
+from .fanout import fan_out, store_and_fan_out
 from .metrics import PUBLISH_REJECTED
 
 logger = logging.getLogger(__name__)
@@ -23,14 +25,28 @@ def publish_stored_or_new(session: Session, settings: Settings, *, tenant_id: st
     """Fan out a stored event (only `tenant_id` and `event_id` given) or store a new one
     from `publish.delay()` arguments first. Returns the delivery ids it enqueued.
 
-    Invalid input is logged with its reason and dropped: retrying cannot fix it.
+    A new event costs one statement and no transaction around it (validation reads
+    nothing for a built-in type or a remembered custom one); a repeat id falls back to the
+    stored event, fanned out only if no run did. Invalid input is logged with its reason
+    and dropped: retrying cannot fix it.
     """
     try:
         if event_type is None:
             event = get_event(session, tenant_id, event_id)
         else:
-            event = store_event(session, settings, tenant_id, event_type, event_data, metadata,
-                                event_id).event
+            # A custom type not yet remembered is read on the same autocommit connection.
+            with autocommit(session) as connection:
+                new = new_event(session, settings, tenant_id, event_type, event_data,
+                                metadata, event_id, known_types.lookup)
+                messages = store_and_fan_out(connection, new)
+            if messages is not None:
+                return _enqueue(messages, tenant_id, new.event_id, new.event_type)
+            # A repeat id (or a remembered type since gone): the transactional path, which
+            # validates afresh and stores, or reads the stored event (fanned out below only
+            # if no run did).
+            known_types.forget(tenant_id, event_type)
+            event = store_event(session, settings, tenant_id, event_type, event_data,
+                                metadata, new.event_id).event
     except DomainError as error:
         session.rollback()
         reason = rejection_reason(error)
@@ -47,6 +63,12 @@ def publish_stored_or_new(session: Session, settings: Settings, *, tenant_id: st
     # Read before the commit expires the object: a read after it costs a query.
     event_id, event_type = event.event_id, event.event_type
     session.commit()
+    return _enqueue(messages, tenant_id, event_id, event_type)
+
+
+def _enqueue(messages: list[Message], tenant_id: str, event_id: str, event_type: str
+             ) -> list[str]:
+    """Send the deliver messages of a committed fan-out; returns their delivery ids."""
     send_now(messages)
     delivery_ids = [message.kwargs["delivery_id"] for message in messages]
     logger.info("event %s (%s) of tenant %s fanned out to %d deliveries",
