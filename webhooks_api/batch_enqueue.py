@@ -48,9 +48,12 @@ _COMMANDS_PER_MESSAGE = 2
 def send_batched(celery: Celery, producer: Producer, messages: Sequence[Message],
                  retry_policy: dict) -> int:
     """Send `messages` through `producer` (whose transport batches) in chunks; returns how
-    many the broker took. `retry_policy` covers declaring the queues, the one step that
-    may talk to the broker outside a pipeline."""
+    many the broker took. `retry_policy` covers connecting and declaring the queues, the
+    steps that may talk to the broker outside a pipeline: connected first with it, a
+    producer fresh from the pool fails as fast as `send_task(retry_policy=…)` would, not
+    after kombu's connect timeout."""
     try:
+        producer.connection.ensure_connection(**retry_policy)
         for queue in {message.queue for message in messages}:
             producer.maybe_declare(celery.amqp.queues[queue], retry=True, **retry_policy)
     except Exception:  # the broker is down: PostgreSQL holds the rows, the sweep resends
