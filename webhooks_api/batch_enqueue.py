@@ -18,7 +18,7 @@ parent and root ids of the task being run (the fan-out's publish task, for Flowe
 the queues and binding the event exchange (kombu caches declarations, but checks the cache by
 copying the entity each time: with the retry wrapper, a quarter of `send_task`'s CPU), and
 wrapping each publish in `connection.ensure` (buffering does no I/O; the pipeline runs once,
-without retry). Measured: 0.16 ms of CPU per message against 0.47 ms (docs/PERFORMANCE.md).
+without retry). Measured: a third of the CPU per message (docs/PERFORMANCE.md).
 
 A chunk the broker did not take (Redis down, or a pipeline cut off part-way) is logged and
 left to `webhooks.sweep`, which finds its rows in PostgreSQL; messages of a cut-off pipeline
