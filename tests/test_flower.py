@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from tests import processes
+from tests.engine_support import create_subscription, execute, publish_via_api
 from tests.helpers import wait_for
 from tests.receiver import Reply
+from webhooks_api.batch_enqueue import CHUNK_MESSAGES
 from webhooks_api.models import Delivery
 
 AUTH = ("ops", "flower-pass-123")
@@ -107,6 +109,52 @@ def test_flower_shows_every_task_with_readable_arguments_also_after_a_retry(
                            timeout=30).json()
     assert any("webhooks.deliver" in task for info in workers.values()
                for task in info.get("registered", [])), workers
+
+
+def test_a_fan_out_of_several_pipelines_is_delivered_and_shown_with_its_labels(
+        app, client, tenant, receiver, worker, session, flower):
+    """The worker's fan-out to 1,200 subscriptions enqueues three Redis pipelines (500, 500,
+    200 messages): every delivery arrives once, and Flower shows every deliver task as sent
+    by the publish task, with its readable arguments."""
+    count = 2 * CHUNK_MESSAGES + 200
+    first = create_subscription(client, tenant, receiver.url, ["invoice.*"])
+    execute(app, """
+        INSERT INTO subscriptions (id, tenant_id, url, event_types, timeout_seconds,
+                                   secret_ciphertext)
+        SELECT 'sub_copy' || n || 'x' || substr(md5(random()::text), 1, 12), tenant_id, url,
+               event_types, timeout_seconds, secret_ciphertext
+        FROM subscriptions, generate_series(2, :count) AS n WHERE id = :id
+    """, count=count, id=first["id"])
+    event_id = publish_via_api(client, tenant, "invoice.paid")
+
+    def all_delivered():
+        session.expire_all()
+        deliveries = session.query(Delivery).all()
+        done = len(deliveries) == count and all(d.status == "success" for d in deliveries)
+        return deliveries if done else None
+
+    deliveries = wait_for(all_delivered, timeout=300, message=f"{count} successful deliveries")
+    assert {d.attempt_count for d in deliveries} == {1}
+    posts = receiver.posts()
+    assert len(posts) == count and {json.loads(p.body)["id"] for p in posts} == {event_id}
+
+    def all_shown():
+        tasks = _tasks(flower, "webhooks.deliver")
+        done = len(tasks) == count and all(t["state"] == "SUCCESS" for t in tasks.values())
+        return tasks if done else None
+
+    deliver_tasks = wait_for(all_shown, timeout=60, message=f"Flower to show {count} tasks")
+    [publish_task] = _tasks(flower, "webhooks.publish").values()
+    host = receiver.url.split("/")[2]
+    shown = {}
+    for task in deliver_tasks.values():
+        assert task["sent"] and task["args"] == "()"
+        assert task["parent_id"] == task["root_id"] == publish_task["uuid"]
+        kwargs = ast.literal_eval(task["kwargs"])
+        shown[kwargs["delivery_id"]] = kwargs
+    assert shown == {d.id: {"delivery_id": d.id, "attempt_number": 1, "trigger": "automatic",
+                            "event_type": "invoice.paid", "target_host": host}
+                     for d in deliveries}
 
 
 def test_flower_api_needs_the_configured_password(test_env, worker, flower):

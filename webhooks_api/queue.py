@@ -16,6 +16,7 @@ from kombu import Exchange, Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session, scoped_session
 
+from .batch_enqueue import send_batched
 from .config import Settings
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,9 @@ def send_now(messages: Iterable[Message]) -> int:
     # One producer (one pooled broker connection) for the whole batch: a fan-out of
     # 10,000 does not acquire and release a connection per message.
     with celery.producer_or_acquire() as producer:
+        if producer.supports_batch_publish:  # Redis: one pipeline per chunk of messages
+            return send_batched(celery, producer, messages, _SEND_RETRY_POLICY)
+        # RabbitMQ publishes each message at once, with publisher confirms.
         return sum(_send(celery, producer, message) for message in messages)
 
 
