@@ -193,6 +193,14 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds every process of the machine has used (/proc/stat: all but idle and
+    iowait): the worker, PostgreSQL, Redis, the receiver and this process share 2 cores."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_ticks(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()

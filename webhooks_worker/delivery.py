@@ -24,9 +24,10 @@ from webhooks_api.config import Settings
 from webhooks_api.secrets import SecretBox
 from webhooks_api.task_labels import deliver_reprs
 
-from . import health, http, observability, rate_limit
+from . import health, http, observability, prepared, rate_limit
 from .autocommit import autocommit
 from .backoff import next_delay
+from .prepared import Prepared
 from .signing import redact_signatures, signature_headers
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ GONE = 410
 # A countdown may fire a little before the database's clock says the retry is due.
 EARLY_SLACK_SECONDS = 2
 
-_CLAIM = text("""
+_CLAIM = Prepared("webhooks_claim", """
     UPDATE deliveries d
     SET claimed_until = now() + make_interval(secs => s.timeout_seconds + :claim_margin)
     FROM subscriptions s, events e
@@ -51,14 +52,15 @@ _CLAIM = text("""
               s.max_per_second,
               CASE WHEN s.previous_secret_expires_at > now()
                    THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
-""")
+""", {"delivery_id": "text", "attempt_number": "int", "manual": "boolean",
+      "claim_margin": "int", "early_slack": "int"})
 
 # A delivery disabled while this attempt was in flight (410 on a sibling, subscription
 # deleted) stays disabled, but the attempt that did reach the receiver is still recorded.
 # The attempt row, the delivery's new state and the subscription's statistics in one
 # statement, so one round trip (and still one transaction: a statement is atomic). Nothing
 # is written when another worker already recorded this attempt number (no row returned).
-_RECORD_ATTEMPT = text(f"""
+_RECORD_ATTEMPT = Prepared("webhooks_record_attempt", f"""
     WITH finished AS (
         UPDATE deliveries
         SET status = CASE WHEN status = 'disabled' THEN 'disabled' ELSE :status END,
@@ -86,7 +88,11 @@ _RECORD_ATTEMPT = text(f"""
     counted AS ({health.COUNT_ATTEMPT})
     SELECT finished.status AS stored_status, counted.*
     FROM finished LEFT JOIN counted ON true
-""")
+""", {"delivery_id": "text", "attempt_number": "int", "trigger": "text", "status": "text",
+      "retry_in": "float8", "error": "text", "started_at": "timestamptz",
+      "duration_ms": "int", "request_headers": "text", "response_status": "int",
+      "response_headers": "text", "response_body": "text", "error_class": "text",
+      "error_message": "text", "succeeded": "boolean", "disable_after": "int"})
 
 # The circuit breaker is open or the rate limit used up: no attempt now. The claim is let
 # go and the same attempt number is due after `delay`, unless that is past the end of the
@@ -170,7 +176,7 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                      attempt_number: int, trigger: str) -> Outcome | None:
     """Make attempt `attempt_number` of a delivery; None when this message claims nothing."""
     with autocommit(session) as connection:  # visible to every other worker at once
-        claim = connection.execute(_CLAIM, {
+        claim = prepared.execute(connection, _CLAIM, {
             "delivery_id": delivery_id, "attempt_number": attempt_number,
             "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
             "early_slack": EARLY_SLACK_SECONDS,
@@ -264,9 +270,9 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
     }
     if result.succeeded:  # the common case: one statement, its own transaction
         with autocommit(session) as connection:
-            row = connection.execute(_RECORD_ATTEMPT, params).one_or_none()
+            row = prepared.execute(connection, _RECORD_ATTEMPT, params).one_or_none()
     else:  # a failure may disable the subscription: in the same transaction
-        row = session.execute(_RECORD_ATTEMPT, params).one_or_none()
+        row = prepared.execute(session.connection(), _RECORD_ATTEMPT, params).one_or_none()
         if row is not None:
             health.after_failure(session, settings, claim.subscription_id, delivery_id,
                                  gone=decided.status == "disabled", row=row)

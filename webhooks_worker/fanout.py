@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Row, text
+from sqlalchemy import Connection, Row
 from sqlalchemy.orm import Session
 
 from webhooks_api.catalogue import filters_matching, is_operational
@@ -20,6 +20,9 @@ from webhooks_api.models import Event
 from webhooks_api.queue import Message, deliver_message
 from webhooks_api.services.events import NewEvent
 from webhooks_api.task_labels import deliver_reprs
+
+from . import prepared
+from .prepared import Prepared
 
 # The deliveries of the one-row CTE `fanned` (the event's primary key), and their URLs for
 # the messages. One row per delivery, or one row of NULLs when nothing matched; no row at
@@ -47,16 +50,18 @@ _DELIVERIES_OF_FANNED = """
 
 # A stored event: the deliveries and its `fanned_out_at` in one round trip (a
 # data-modifying CTE runs whether or not the query reads it).
-_FAN_OUT_STORED = text("""
+_FAN_OUT_STORED = Prepared("webhooks_fan_out_stored", """
     WITH marked AS (
     UPDATE events SET fanned_out_at = now() WHERE id = :event_pk AND fanned_out_at IS NULL),
     fanned AS (SELECT CAST(:event_pk AS bigint) AS id),
-""" + _DELIVERIES_OF_FANNED)
+""" + _DELIVERIES_OF_FANNED, {
+    "event_pk": "bigint", "event_type": "text", "tenant_id": "text", "filters": "text[]",
+    "excluded_subscription_id": "text"})
 
 # A new event: stored already fanned out, with its deliveries, by one statement (atomic
 # on its own). A repeat id inserts nothing and returns no row; so does a custom type whose
 # row (validated against, maybe from memory) no longer exists.
-_STORE_AND_FAN_OUT = text("""
+_STORE_AND_FAN_OUT = Prepared("webhooks_store_and_fan_out", """
     WITH fanned AS (
     INSERT INTO events (event_id, tenant_id, event_type, body, occurred_at, fanned_out_at)
     SELECT :event_id, :tenant_id, :event_type, :body, :occurred_at, now()
@@ -64,7 +69,10 @@ _STORE_AND_FAN_OUT = text("""
        OR EXISTS (SELECT 1 FROM event_types WHERE id = :custom_type_pk)
     ON CONFLICT ON CONSTRAINT uq_events_tenant_event_id DO NOTHING
     RETURNING id),
-""" + _DELIVERIES_OF_FANNED)
+""" + _DELIVERIES_OF_FANNED, {
+    "event_id": "text", "tenant_id": "text", "event_type": "text", "body": "text",
+    "occurred_at": "timestamptz", "custom_type_pk": "bigint", "filters": "text[]",
+    "excluded_subscription_id": "text"})
 
 
 def _matching(event_type: str, tenant_id: str, data: Callable[[], dict]) -> dict:
@@ -95,7 +103,7 @@ def fan_out(session: Session, event: Event, trigger: str = "automatic") -> list[
 
     Idempotent: a second run inserts nothing and returns nothing.
     """
-    rows = session.execute(_FAN_OUT_STORED, {
+    rows = prepared.execute(session.connection(), _FAN_OUT_STORED, {
         "event_pk": event.id,
         **_matching(event.event_type, event.tenant_id, lambda: json.loads(event.body)["data"]),
     }).all()
@@ -106,7 +114,7 @@ def store_and_fan_out(connection: Connection, event: NewEvent) -> list[Message] 
     """Store a new event with its deliveries in one statement; returns the deliver messages
     to send once it has committed, or None when nothing was written: the event id was
     already stored, or its custom type is gone."""
-    rows = connection.execute(_STORE_AND_FAN_OUT, {
+    rows = prepared.execute(connection, _STORE_AND_FAN_OUT, {
         "event_id": event.event_id, "body": event.body, "occurred_at": event.occurred_at,
         "custom_type_pk": event.custom_type_pk,
         **_matching(event.event_type, event.tenant_id, lambda: event.data),
