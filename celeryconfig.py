@@ -6,7 +6,7 @@ the same values for an app built with a test configuration. Every name below was
 against Celery 5.7's `celery.app.defaults` and the code that reads it.
 """
 
-from webhooks_api.config import MAX_TIMEOUT_SECONDS, load_settings
+from webhooks_api.config import load_settings
 from webhooks_api.queue import (
     DELIVER_QUEUE,
     DELIVER_TASK,
@@ -40,9 +40,10 @@ task_acks_late = True
 # ...but a task that crashed its worker process is not re-queued forever (docs warning);
 # the claim expiry and the sweep recover its delivery instead.
 task_reject_on_worker_lost = False
-# Backstop for a process stuck outside the HTTP deadline (DNS, a lock): killed, acked, and
-# its delivery swept once the claim expires; above the longest request timeout.
-task_time_limit = MAX_TIMEOUT_SECONDS + 120
+# Backstop for a process stuck outside the HTTP deadline (DNS, a lock): killed, and its
+# delivery swept once the claim expires; above the longest request timeout. Prefork kills
+# the child; under the solo pool of the Procfile's replicas webhooks_worker.time_limit does.
+task_time_limit = _settings.task_time_limit_seconds
 # One message at a time per process: a reserved message waits behind the slow ones reserved
 # before it and bypasses the queue order (fresh deliveries before retries); measured,
 # prefetch 4 let a backlog of retries delay first attempts (docs/PERFORMANCE.md).

@@ -1,6 +1,7 @@
 """The Procfile's worker is N solo Celery workers under one launcher
 (webhooks_worker.replicas): each replica is a node of its own, a replica that dies is
-replaced and the others keep delivering, and SIGTERM lets the attempts in flight finish."""
+replaced and the others keep delivering, SIGTERM lets the attempts in flight finish, and a
+task past the hard time limit has its replica killed and replaced."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ import signal
 import time
 from pathlib import Path
 
-from tests.engine_support import create_subscription, deliveries_of, isolated_worker
+from sqlalchemy import text
+
+from tests.conftest import VAR
+from tests.engine_support import (
+    create_subscription,
+    deliveries_of,
+    isolated_worker,
+    store_without_messages,
+)
 from tests.helpers import wait_for
 from tests.receiver import Reply
+from webhooks_api.extensions import db
 from webhooks_worker.replicas import STARTUP_SECONDS, replica_command
 
 
@@ -85,3 +95,29 @@ def test_sigterm_lets_the_attempt_in_flight_finish_then_every_replica_exits(
         assert not any(Path(f"/proc/{pid}").exists() for pid in replicas)
     [delivery] = deliveries_of(session, subscription["id"])
     assert delivery.status == "success"
+
+
+def test_a_task_stuck_past_the_hard_time_limit_gets_its_replica_replaced(
+        app, client, tenant, receiver, test_env):
+    """The solo pool enforces no time limit; webhooks_worker.time_limit does. A claim stuck
+    behind a row lock (outside any HTTP deadline) past WEBHOOKS_TASK_TIME_LIMIT_SECONDS
+    gets its replica killed and replaced; the new replica goes on delivering."""
+    create_subscription(client, tenant, f"{receiver.base_url}/hook", ["user.login"])
+    [stuck] = store_without_messages(app, tenant["id"], "user.login", {"n": 0})
+    with isolated_worker(test_env, {"WEBHOOKS_TASK_TIME_LIMIT_SECONDS": "2"},
+                         concurrency=1) as worker:
+        started = time.monotonic()
+        [replica] = _replica_pids(worker.process.pid)
+        with app.app_context(), db.engine.connect() as holder:  # holds the row lock
+            holder.execute(text("SELECT 1 FROM deliveries WHERE id = :id FOR UPDATE"),
+                           {"id": stuck})
+            time.sleep(max(0.0, STARTUP_SECONDS + 1 - (time.monotonic() - started)))
+            worker.deliver(stuck, 1)
+            [replacement] = wait_for(
+                lambda: (pids := _replica_pids(worker.process.pid)) != {replica} and pids,
+                timeout=30, message="the stuck replica to be replaced")
+            holder.rollback()
+        assert replacement != replica and worker.process.poll() is None
+        log = (VAR / "test-isolated-worker.log").read_text(errors="replace")
+        assert "ran past its hard time limit (2 s)" in log
+        _publish_and_wait(worker, tenant, receiver, 1)

@@ -88,6 +88,9 @@ class Settings:
     claim_margin_seconds: int = 60
     # Countdown messages one worker holds in memory (celery worker_eta_task_limit).
     worker_eta_task_limit: int = 10000
+    # A task still running after this long is killed with its process (task_time_limit):
+    # above the longest request timeout, for a process stuck outside the HTTP deadline.
+    task_time_limit_seconds: int = MAX_TIMEOUT_SECONDS + 120
     metadata_max_bytes: int = 8192
     # Prefix on every broker key: several deployments (or test runs) can share one Redis.
     broker_key_prefix: str | None = None
@@ -207,6 +210,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sweep_interval_seconds=integer("WEBHOOKS_SWEEP_INTERVAL_SECONDS", 60, 1),
         claim_margin_seconds=integer("WEBHOOKS_CLAIM_MARGIN_SECONDS", 60, 1),
         worker_eta_task_limit=integer("WEBHOOKS_WORKER_ETA_TASK_LIMIT", 10000, 100),
+        task_time_limit_seconds=integer("WEBHOOKS_TASK_TIME_LIMIT_SECONDS",
+                                        MAX_TIMEOUT_SECONDS + 120, 1),
         metadata_max_bytes=integer("WEBHOOKS_METADATA_MAX_BYTES", 8192, 2),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
         flower_basic_auth=get("FLOWER_BASIC_AUTH"),

@@ -68,6 +68,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
         broker_transport_options=settings.broker_transport_options,
         task_queues=task_queues(settings),
         worker_eta_task_limit=settings.worker_eta_task_limit,
+        task_time_limit=settings.task_time_limit_seconds,
         beat_schedule={
             "sweep": {
                 "task": SWEEP_TASK,

@@ -27,8 +27,6 @@ request, merging environment settings, cookies, hooks, the adapter.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import logging
 import os
 import socket
@@ -52,6 +50,8 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 from webhooks_api.targets import DEFAULT_PORTS, ForbiddenAddressError, checked_addresses
 
+from .watchdog import watchdog
+
 logger = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -68,47 +68,6 @@ def user_agent() -> str:
         return "webhooks-service/dev"
 
 
-class _Watchdog:
-    """One thread per process that expires deadlines: a heap of (time, n, deadline) under
-    a Condition. Starting a `threading.Timer` per attempt cost a thread start each time
-    (`Thread.start()` waits for the new thread to run: ~1 ms on a busy machine)."""
-
-    def __init__(self):
-        self._condition = threading.Condition()
-        self._heap: list[tuple[float, int, _Deadline]] = []
-        self._counter = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-
-    def add(self, deadline: _Deadline, seconds: float) -> None:
-        with self._condition:
-            if self._pid != os.getpid():  # first use, or a forked child: no thread here yet
-                self._heap.clear()
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="http-deadlines",
-                                                daemon=True)
-                self._thread.start()
-            entry = (time.monotonic() + seconds, next(self._counter), deadline)
-            heapq.heappush(self._heap, entry)
-            if self._heap[0] is entry:
-                self._condition.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    if self._heap and self._heap[0][2].finished:
-                        heapq.heappop(self._heap)  # cancelled: finished before its time
-                        continue
-                    self._condition.wait(self._heap[0][0] - time.monotonic()
-                                         if self._heap else None)
-                _, _, deadline = heapq.heappop(self._heap)
-            deadline.expire()
-
-
-_watchdog = _Watchdog()
-
-
 class _Deadline:
     """Shuts down the sockets of the current attempt once its time is up.
 
@@ -116,7 +75,7 @@ class _Deadline:
     (or reused): the duplicate stays valid while TLS wraps the socket, so a receiver that
     drips its handshake, its headers or its body is cut all the same (shutdown acts on the
     connection, not on one descriptor). Name resolution happens before any socket exists
-    and is bounded by the system resolver's own timeout. The process's `_watchdog` calls
+    and is bounded by the system resolver's own timeout. The process's `watchdog` calls
     `expire` when the time has passed.
     """
 
@@ -129,7 +88,7 @@ class _Deadline:
 
     def __enter__(self) -> _Deadline:
         _local.deadline = self
-        _watchdog.add(self, self._seconds)
+        watchdog.add(self, self._seconds)
         return self
 
     def __exit__(self, *exc_info) -> None:
