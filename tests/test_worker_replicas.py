@@ -11,6 +11,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from tests.conftest import VAR
@@ -97,15 +98,17 @@ def test_sigterm_lets_the_attempt_in_flight_finish_then_every_replica_exits(
     assert delivery.status == "success"
 
 
+@pytest.mark.parametrize("pool", ["--pool=solo", "--pool=threads"])
 def test_a_task_stuck_past_the_hard_time_limit_gets_its_replica_replaced(
-        app, client, tenant, receiver, test_env):
-    """The solo pool enforces no time limit; webhooks_worker.time_limit does. A claim stuck
-    behind a row lock (outside any HTTP deadline) past WEBHOOKS_TASK_TIME_LIMIT_SECONDS
-    gets its replica killed and replaced; the new replica goes on delivering."""
+        app, client, tenant, receiver, test_env, pool):
+    """The solo and threads pools enforce no time limit; webhooks_worker.time_limit does. A
+    claim stuck behind a row lock (outside any HTTP deadline) past
+    WEBHOOKS_TASK_TIME_LIMIT_SECONDS gets its replica killed and replaced; the new replica
+    goes on delivering."""
     create_subscription(client, tenant, f"{receiver.base_url}/hook", ["user.login"])
     [stuck] = store_without_messages(app, tenant["id"], "user.login", {"n": 0})
     with isolated_worker(test_env, {"WEBHOOKS_TASK_TIME_LIMIT_SECONDS": "2"},
-                         concurrency=1) as worker:
+                         concurrency=1, extra_args=[pool]) as worker:
         started = time.monotonic()
         [replica] = _replica_pids(worker.process.pid)
         with app.app_context(), db.engine.connect() as holder:  # holds the row lock

@@ -1,12 +1,13 @@
 """The hard time limit (`task_time_limit`) where the pool does not enforce it.
 
 Prefork kills a child whose task runs past `task_time_limit`, and starts another. The
-Procfile's worker is solo replicas (webhooks_worker.replicas): a task runs in the worker's
-own thread, where Celery enforces no time limit at all. There each task arms the process's
-watchdog; a task still running at the limit (stuck outside the HTTP deadline: name
-resolution, a lock wait) gets its replica killed with SIGKILL, and the launcher starts a
-new one, as prefork replaces a child. Nothing is lost: the message is acknowledged late,
-and the delivery's claim expires, so the sweep sends it again.
+Procfile's worker is solo replicas (webhooks_worker.replicas), and a replica may run the
+threads pool instead (docs/operations.md, endpoints that hang): tasks run in the worker's
+own process, where Celery enforces no time limit at all. There each task arms the
+process's watchdog; a task still running at the limit (stuck outside the HTTP deadline:
+name resolution, a lock wait) gets its replica killed with SIGKILL, and the launcher starts
+a new one, as prefork replaces a child. Nothing is lost: messages are acknowledged late,
+and the claims of the deliveries in flight expire, so the sweep sends them again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 
 from celery import concurrency, signals
 from celery.concurrency.solo import TaskPool as SoloPool
+from celery.concurrency.thread import TaskPool as ThreadsPool
 
 from .watchdog import watchdog
 
@@ -40,31 +42,32 @@ class _TaskLimit:
 
 
 class _Enforcer:
-    """Armed by `worker_init` when this worker's pool is solo; one task at a time."""
+    """Armed by `worker_init` when this worker's pool runs tasks in its own process."""
 
     def __init__(self):
         self.armed = False
-        self.running: _TaskLimit | None = None
+        self.running: dict[str, _TaskLimit] = {}  # by task id
 
 
 _enforcer = _Enforcer()
 
 
 @signals.worker_init.connect
-def _arm_under_solo(sender=None, **_) -> None:
-    _enforcer.armed = issubclass(concurrency.get_implementation(sender.pool_cls), SoloPool)
+def _arm_in_process_pools(sender=None, **_) -> None:
+    _enforcer.armed = issubclass(concurrency.get_implementation(sender.pool_cls),
+                                 (SoloPool, ThreadsPool))
 
 
 @signals.task_prerun.connect
 def _start(task_id=None, task=None, **_) -> None:
     seconds = task.time_limit or task.app.conf.task_time_limit
     if _enforcer.armed and seconds:
-        _enforcer.running = _TaskLimit(task.name, task_id, seconds)
-        watchdog.add(_enforcer.running, seconds)
+        limit = _enforcer.running[task_id] = _TaskLimit(task.name, task_id, seconds)
+        watchdog.add(limit, seconds)
 
 
 @signals.task_postrun.connect
-def _stop(**_) -> None:
-    if _enforcer.running is not None:
-        _enforcer.running.finished = True
-        _enforcer.running = None
+def _stop(task_id=None, **_) -> None:
+    limit = _enforcer.running.pop(task_id, None)
+    if limit is not None:
+        limit.finished = True
