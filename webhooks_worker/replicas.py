@@ -75,6 +75,8 @@ class Replicas:
         env = {name: value for name, value in os.environ.items() if name != _METRICS_PORT}
         process = subprocess.Popen(self.commands[number], env=env)
         self.running[process.pid] = (number, process, time.monotonic())
+        if self.stopping:  # a signal came while it was starting: `forward` may have missed it
+            process.send_signal(signal.SIGTERM)
 
     def forward(self, signum: int, _frame=None) -> None:
         self.stopping = True
