@@ -10,6 +10,7 @@ from webhooks_api.config import load_settings
 from webhooks_api.queue import (
     DELIVER_QUEUE,
     DELIVER_TASK,
+    ENQUEUE_TASK,
     MAINTENANCE_QUEUE,
     PRUNE_TASK,
     PUBLISH_QUEUE,
@@ -59,6 +60,7 @@ task_default_queue = DELIVER_QUEUE
 task_routes = {
     PUBLISH_TASK: {"queue": PUBLISH_QUEUE},
     DELIVER_TASK: {"queue": DELIVER_QUEUE},
+    ENQUEUE_TASK: {"queue": PUBLISH_QUEUE},
     SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},
     PRUNE_TASK: {"queue": MAINTENANCE_QUEUE},
 }

@@ -59,8 +59,8 @@ def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
         assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]
         assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
         assert conf["broker_transport"] == load_settings(test_env).broker_transport
-        assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver", SWEEP_TASK,
-                                            PRUNE_TASK}
+        assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver",
+                                            "webhooks.enqueue", SWEEP_TASK, PRUNE_TASK}
         # First attempts and retries on queues of their own, fresh ones taken first on Redis.
         assert [queue["name"] for queue in conf["task_queues"]] == [
             "webhooks.publish", "webhooks.deliver", "webhooks.retry", "webhooks.maintenance"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections import Counter
 
 import pytest
 import requests
@@ -113,9 +114,11 @@ def test_flower_shows_every_task_with_readable_arguments_also_after_a_retry(
 
 def test_a_fan_out_of_several_pipelines_is_delivered_and_shown_with_its_labels(
         app, client, tenant, receiver, worker, session, flower):
-    """The worker's fan-out to 1,200 subscriptions enqueues three Redis pipelines (500, 500,
-    200 messages): every delivery arrives once, and Flower shows every deliver task as sent
-    by the publish task, with its readable arguments."""
+    """The worker's fan-out to 1,200 subscriptions: the publish task sends the first 500
+    deliver messages itself and hands the other 700 to two `webhooks.enqueue` tasks (500,
+    200). Every delivery arrives once, and Flower shows every deliver task as sent by the
+    publish task or one of its enqueue tasks, with its readable arguments, and the enqueue
+    tasks with a count instead of the ids."""
     count = 2 * CHUNK_MESSAGES + 200
     first = create_subscription(client, tenant, receiver.url, ["invoice.*"])
     execute(app, """
@@ -145,16 +148,24 @@ def test_a_fan_out_of_several_pipelines_is_delivered_and_shown_with_its_labels(
 
     deliver_tasks = wait_for(all_shown, timeout=60, message=f"Flower to show {count} tasks")
     [publish_task] = _tasks(flower, "webhooks.publish").values()
+    enqueue_tasks = _tasks(flower, "webhooks.enqueue").values()
+    assert sorted(ast.literal_eval(t["kwargs"])["deliveries"] for t in enqueue_tasks) == [
+        200, CHUNK_MESSAGES]
+    assert all(t["parent_id"] == t["root_id"] == publish_task["uuid"] and
+               t["state"] == "SUCCESS" for t in enqueue_tasks)
+    senders = {publish_task["uuid"]} | {t["uuid"] for t in enqueue_tasks}
     host = receiver.url.split("/")[2]
     shown = {}
     for task in deliver_tasks.values():
         assert task["sent"] and task["args"] == "()"
-        assert task["parent_id"] == task["root_id"] == publish_task["uuid"]
+        assert task["root_id"] == publish_task["uuid"] and task["parent_id"] in senders
         kwargs = ast.literal_eval(task["kwargs"])
         shown[kwargs["delivery_id"]] = kwargs
     assert shown == {d.id: {"delivery_id": d.id, "attempt_number": 1, "trigger": "automatic",
                             "event_type": "invoice.paid", "target_host": host}
                      for d in deliveries}
+    by_sender = Counter(task["parent_id"] for task in deliver_tasks.values())
+    assert by_sender[publish_task["uuid"]] == CHUNK_MESSAGES
 
 
 def test_flower_api_needs_the_configured_password(test_env, worker, flower):

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 PUBLISH_TASK = "webhooks.publish"
 DELIVER_TASK = "webhooks.deliver"
+ENQUEUE_TASK = "webhooks.enqueue"
 SWEEP_TASK = "webhooks.sweep"
 PRUNE_TASK = "webhooks.prune"
 
@@ -114,6 +115,15 @@ def _send(celery: Celery, producer, message: Message) -> bool:
 
 def publish_message(tenant_id: str, event_id: str) -> Message:
     return Message(PUBLISH_TASK, {"tenant_id": tenant_id, "event_id": event_id}, PUBLISH_QUEUE)
+
+
+def enqueue_message(delivery_ids: list[str], trigger: str) -> Message:
+    """Part of a large fan-out, handed to any worker to send (webhooks_worker.publishing):
+    on the publish queue, which workers take before deliveries. Flower shows a count, not
+    the ids."""
+    return Message(ENQUEUE_TASK, {"delivery_ids": delivery_ids, "trigger": trigger},
+                   PUBLISH_QUEUE, ("()", repr({"deliveries": len(delivery_ids),
+                                               "trigger": trigger})))
 
 
 def deliver_queue(attempt_number: int, trigger: str) -> str:

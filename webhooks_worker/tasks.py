@@ -6,7 +6,15 @@ from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from webhooks_api.extensions import celery, db
-from webhooks_api.queue import DELIVER_TASK, PUBLISH_TASK, RETRY_QUEUE, SWEEP_TASK
+from webhooks_api.queue import (
+    DELIVER_TASK,
+    ENQUEUE_TASK,
+    PUBLISH_TASK,
+    RETRY_QUEUE,
+    SWEEP_TASK,
+    deliver_message,
+    send_now,
+)
 
 from .delivery import attempt_delivery
 from .publishing import publish_stored_or_new
@@ -28,6 +36,13 @@ def publish(self, event_type=None, event_data=None, tenant_id=None, metadata=Non
     return publish_stored_or_new(db.session, _settings(), tenant_id=tenant_id,
                                  event_type=event_type, event_data=event_data,
                                  metadata=metadata, event_id=event_id)
+
+
+@celery.task(name=ENQUEUE_TASK)
+def enqueue(delivery_ids: list[str], trigger: str = "automatic"):
+    """Send the first-attempt messages of part of a large fan-out (one chunk of the
+    publish task's); a chunk the broker does not take is left to the sweep."""
+    return send_now([deliver_message(delivery_id, 1, trigger) for delivery_id in delivery_ids])
 
 
 @celery.task(name=DELIVER_TASK, bind=True, **_DB_RETRY)
