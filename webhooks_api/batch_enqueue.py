@@ -60,8 +60,14 @@ def send_batched(celery: Celery, producer: Producer, messages: Sequence[Message]
         _log_not_taken(messages)
         return 0
     sender = _Sender(celery, producer)
-    return sum(sender.send_chunk(messages[start:start + CHUNK_MESSAGES])
-               for start in range(0, len(messages), CHUNK_MESSAGES))
+    return sum(sender.send_chunk(chunk) for chunk in chunks(messages))
+
+
+def chunks(messages: Sequence[Message]) -> list[Sequence[Message]]:
+    """`messages` in runs of CHUNK_MESSAGES: one pipeline each here, one `webhooks.enqueue`
+    task each for a large fan-out (webhooks_worker.publishing)."""
+    return [messages[start:start + CHUNK_MESSAGES]
+            for start in range(0, len(messages), CHUNK_MESSAGES)]
 
 
 class _Sender:

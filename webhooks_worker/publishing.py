@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from webhooks_api.batch_enqueue import CHUNK_MESSAGES
+from webhooks_api.batch_enqueue import CHUNK_MESSAGES, chunks
 from webhooks_api.config import Settings
 from webhooks_api.errors import DomainError, NotFoundError, PayloadTooLargeError
 from webhooks_api.queue import Message, enqueue_message, send_now
@@ -78,17 +78,12 @@ def _enqueue(messages: list[Message], tenant_id: str, event_id: str, event_type:
     (docs/PERFORMANCE.md "Chunked fan-out").
     """
     handed = [enqueue_message([m.kwargs["delivery_id"] for m in chunk], chunk[0].kwargs["trigger"])
-              for chunk in _chunks(messages[CHUNK_MESSAGES:])]
+              for chunk in chunks(messages[CHUNK_MESSAGES:])]
     send_now(handed + messages[:CHUNK_MESSAGES])  # the others start on theirs meanwhile
     delivery_ids = [message.kwargs["delivery_id"] for message in messages]
     logger.info("event %s (%s) of tenant %s fanned out to %d deliveries",
                 event_id, event_type, tenant_id, len(delivery_ids))
     return delivery_ids
-
-
-def _chunks(messages: list[Message]) -> list[list[Message]]:
-    return [messages[start:start + CHUNK_MESSAGES]
-            for start in range(0, len(messages), CHUNK_MESSAGES)]
 
 
 def rejection_reason(error: DomainError) -> str:

@@ -41,7 +41,9 @@ def publish(self, event_type=None, event_data=None, tenant_id=None, metadata=Non
 @celery.task(name=ENQUEUE_TASK)
 def enqueue(delivery_ids: list[str], trigger: str = "automatic"):
     """Send the first-attempt messages of part of a large fan-out (one chunk of the
-    publish task's); a chunk the broker does not take is left to the sweep."""
+    publish task's); a chunk the broker does not take is left to the sweep. Only ids
+    travel (a subscription URL may hold a secret), so the Flower labels are read back in
+    one query per chunk (`send_now`)."""
     return send_now([deliver_message(delivery_id, 1, trigger) for delivery_id in delivery_ids])
 
 
