@@ -249,9 +249,9 @@ def store_without_messages(app, tenant_id: str, event_type: str = "invoice.creat
 def counting(app) -> Iterator[dict]:
     """Counts, in this process: SQL statements sent (and how many of them inside a
     transaction, i.e. with BEGIN and COMMIT round trips around them), task messages
-    published (with their kwargs), and pool checkouts currently held."""
+    published (with their kwargs), and the app engine's pool checkouts currently held."""
     from celery.signals import before_task_publish
-    from sqlalchemy import event
+    from sqlalchemy import Engine, event
 
     with app.app_context():
         engine = db.engine
@@ -266,10 +266,11 @@ def counting(app) -> Iterator[dict]:
     def on_publish(sender=None, body=None, **kwargs):
         counts["messages"].append((sender, body[1]))
 
-    event.listen(engine, "before_cursor_execute", on_statement)
+    # Every engine: the app's, and the worker's autocommit one (webhooks_worker.prepared).
+    event.listen(Engine, "before_cursor_execute", on_statement)
     before_task_publish.connect(on_publish, weak=False)
     try:
         yield counts
     finally:
-        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(Engine, "before_cursor_execute", on_statement)
         before_task_publish.disconnect(on_publish)

@@ -67,7 +67,8 @@ def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver
     # ...and a 410 also disables the subscription and its open deliveries, and publishes
     # the `webhook.subscription.disabled` warning (its stage and the event's insert).
     assert gone_statements <= 6
-    # No connection is held while the receiver works.
+    # No pooled connection is held while the receiver works (the thread's own autocommit
+    # connection, outside the pool, sits idle then).
     assert checked_out_during_post == [0, 0, 0]
     print(f"\nstatements: fan-out {fan_out_statements}, attempt {success_statements} "
           f"(success) / {retry_statements} (retry) / {gone_statements} (410)")

@@ -25,7 +25,6 @@ from webhooks_api.secrets import SecretBox
 from webhooks_api.task_labels import deliver_reprs
 
 from . import health, http, observability, prepared, rate_limit
-from .autocommit import autocommit
 from .backoff import next_delay
 from .prepared import Prepared
 from .signing import redact_signatures, signature_headers
@@ -175,13 +174,12 @@ def decide(result: http.HttpResult, attempt_number: int, trigger: str,
 def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                      attempt_number: int, trigger: str) -> Outcome | None:
     """Make attempt `attempt_number` of a delivery; None when this message claims nothing."""
-    with autocommit(session) as connection:  # visible to every other worker at once
-        claim = prepared.execute(connection, _CLAIM, {
-            "delivery_id": delivery_id, "attempt_number": attempt_number,
-            "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
-            "early_slack": EARLY_SLACK_SECONDS,
-        }).one_or_none()
-    # The connection is free again during the HTTP call.
+    # Committed by itself, so visible to every other worker at once.
+    claim = prepared.run(_CLAIM, {
+        "delivery_id": delivery_id, "attempt_number": attempt_number,
+        "manual": trigger == "manual", "claim_margin": settings.claim_margin_seconds,
+        "early_slack": EARLY_SLACK_SECONDS,
+    }).one_or_none()
     if claim is None:
         logger.info("delivery %s attempt %s: nothing to claim (duplicate, stale or early)",
                     delivery_id, attempt_number)
@@ -269,8 +267,7 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
         "disable_after": settings.disable_after_failing_seconds,
     }
     if result.succeeded:  # the common case: one statement, its own transaction
-        with autocommit(session) as connection:
-            row = prepared.execute(connection, _RECORD_ATTEMPT, params).one_or_none()
+        row = prepared.run(_RECORD_ATTEMPT, params).one_or_none()
     else:  # a failure may disable the subscription: in the same transaction
         row = prepared.execute(session.connection(), _RECORD_ATTEMPT, params).one_or_none()
         if row is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from webhooks_api.catalogue import filters_matching, is_operational
@@ -110,11 +110,11 @@ def fan_out(session: Session, event: Event, trigger: str = "automatic") -> list[
     return _messages(rows, event.event_type, trigger)
 
 
-def store_and_fan_out(connection: Connection, event: NewEvent) -> list[Message] | None:
-    """Store a new event with its deliveries in one statement; returns the deliver messages
-    to send once it has committed, or None when nothing was written: the event id was
+def store_and_fan_out(event: NewEvent) -> list[Message] | None:
+    """Store a new event with its deliveries in one statement, committed by itself; returns
+    the deliver messages to send, or None when nothing was written: the event id was
     already stored, or its custom type is gone."""
-    rows = prepared.execute(connection, _STORE_AND_FAN_OUT, {
+    rows = prepared.run(_STORE_AND_FAN_OUT, {
         "event_id": event.event_id, "body": event.body, "occurred_at": event.occurred_at,
         "custom_type_pk": event.custom_type_pk,
         **_matching(event.event_type, event.tenant_id, lambda: event.data),

@@ -1,4 +1,5 @@
-"""Server-side prepared statements for the worker's hot statements.
+"""Server-side prepared statements for the worker's hot statements, and the connection
+that runs them.
 
 PostgreSQL spent 0.5–0.7 ms of CPU on each execution of the claim, the record of an
 attempt and the store-and-fan-out of a new event, mostly parsing and planning the same
@@ -7,11 +8,20 @@ statement (docs/PERFORMANCE.md "Prepared statements"). On 2 cores that is CPU th
 deliveries themselves need.
 
 A `Prepared` is declared once, at import, with a name, its SQL (`:name` parameters, as
-SQLAlchemy's `text()` writes them) and each parameter's PostgreSQL type. `execute` prepares
-every declared statement on a pooled connection the first time it is used there (noted in
-the connection's `info`, which SQLAlchemy empties when it replaces the connection), then
-sends `EXECUTE name(...)`. Prepared statements belong to the database session and outlive
-a rolled-back transaction; PostgreSQL re-plans them itself after a migration.
+SQLAlchemy's `text()` writes them) and each parameter's PostgreSQL type. Every declared
+statement is prepared on a connection the first time one is used there, then sent as
+`EXECUTE name(...)`. Prepared statements belong to the database session and outlive a
+rolled-back transaction; PostgreSQL re-plans them itself after a migration.
+
+Two ways to run one:
+- `run`: the common case, a statement that is atomic by itself (the claim, a successful
+  attempt's record, a new event's store-and-fan-out), on the thread's own connection in
+  autocommit mode: no BEGIN, no COMMIT, and none of the ORM session's bookkeeping, which
+  cost 0.26 ms of CPU per statement where a kept connection costs 0.13 ms (docs/PERFORMANCE.md
+  "Round 4"). The connection is opened once per thread (and process) and kept; one that
+  was lost is dropped, and the error reaches the task, which retries on a new one.
+- `execute`: inside a session's transaction, where the statement must commit together
+  with others (a failed attempt that may disable its subscription).
 
 They need a session that stays one server connection: PostgreSQL directly, or a pooler in
 session mode (PgBouncer's transaction mode does not keep SQL-level prepared statements).
@@ -19,9 +29,14 @@ session mode (PgBouncer's transaction mode does not keep SQL-level prepared stat
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 
-from sqlalchemy import Connection, CursorResult
+from sqlalchemy import Connection, CursorResult, Engine, create_engine
+from sqlalchemy.pool import NullPool
+
+from webhooks_api.extensions import db
 
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 _PREPARED_KEY = "webhooks_prepared_statements"
@@ -44,11 +59,60 @@ class Prepared:
         _DECLARED[name] = self
 
 
+def _prepare_all(cursor) -> None:
+    for declared in _DECLARED.values():
+        cursor.execute(declared.prepare_sql)
+
+
 def execute(connection: Connection, statement: Prepared, params: dict) -> CursorResult:
-    """Run `statement` with `params` on `connection`, preparing all of them there first
-    if this connection has not seen them."""
+    """Run `statement` with `params` on a session's `connection`, in its transaction,
+    preparing all of them there first if this connection has not seen them."""
     if not connection.info.get(_PREPARED_KEY):
-        for declared in _DECLARED.values():
-            connection.exec_driver_sql(declared.prepare_sql)
+        _prepare_all(connection.connection.cursor())
         connection.info[_PREPARED_KEY] = True
     return connection.exec_driver_sql(statement.execute_sql, params)
+
+
+class _Kept(threading.local):
+    """This thread's connection, and the process and app engine it was opened for."""
+
+    connection: Connection | None = None
+    owner: tuple[int, Engine] | None = None
+
+
+_kept = _Kept()
+_autocommit_engines: dict[int, tuple[Engine, Engine]] = {}
+_engines_lock = threading.Lock()
+
+
+def _autocommit_engine(app_engine: Engine) -> Engine:
+    """An autocommit engine of the app engine's database that pools nothing: its
+    connections are kept by the threads that opened them, outside the app's pool (which
+    a threads pool's 16 workers would otherwise exhaust)."""
+    with _engines_lock:
+        known = _autocommit_engines.get(id(app_engine))
+        if known is None or known[0] is not app_engine:
+            known = _autocommit_engines[id(app_engine)] = (app_engine, create_engine(
+                app_engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT"))
+        return known[1]
+
+
+def run(statement: Prepared, params: dict) -> CursorResult:
+    """Run `statement` on this thread's own autocommit connection to the app's database
+    (each statement commits by itself)."""
+    owner = (os.getpid(), db.engine)
+    connection = _kept.connection
+    if connection is None or _kept.owner != owner:
+        connection = _kept.connection = _autocommit_engine(owner[1]).connect()
+        _kept.owner = owner
+    try:
+        return execute(connection, statement, params)
+    except BaseException:
+        # A lost connection is replaced on the task's retry; any other error only ends
+        # the (empty) transaction SQLAlchemy began around the statement.
+        if connection.invalidated:
+            _kept.connection = None
+            connection.close()
+        else:
+            connection.rollback()
+        raise

@@ -13,7 +13,6 @@ from webhooks_api.queue import Message, enqueue_message, send_now
 from webhooks_api.services.events import get_event, new_event, store_event
 
 from . import known_types
-from .autocommit import autocommit
 from .fanout import fan_out, store_and_fan_out
 from .metrics import PUBLISH_REJECTED
 
@@ -35,11 +34,9 @@ def publish_stored_or_new(session: Session, settings: Settings, *, tenant_id: st
         if event_type is None:
             event = get_event(session, tenant_id, event_id)
         else:
-            # A custom type not yet remembered is read on the same autocommit connection.
-            with autocommit(session) as connection:
-                new = new_event(session, settings, tenant_id, event_type, event_data,
-                                metadata, event_id, known_types.lookup)
-                messages = store_and_fan_out(connection, new)
+            new = new_event(session, settings, tenant_id, event_type, event_data, metadata,
+                            event_id, known_types.lookup)
+            messages = store_and_fan_out(new)
             if messages is not None:
                 return _enqueue(messages, tenant_id, new.event_id, new.event_type)
             # A repeat id (or a remembered type since gone): the transactional path, which
