@@ -24,10 +24,13 @@ def record_event(session: Session, settings: Settings, tenant_id: str, event_typ
 
 def publish_event(session: Session, settings: Settings, tenant_id: str, event_type: str, data,
                   metadata=None, event_id: str | None = None) -> StoredEvent:
-    """One unit of work for the API: record, commit, then the message goes out."""
+    """One unit of work for the API: record, commit, then the message goes out. The
+    returned event keeps the values it was stored with (the commit does not expire it),
+    so answering with them costs no second read."""
     try:
         stored = record_event(session, settings, tenant_id, event_type, data, metadata,
                               event_id)
+        session.expunge(stored.event)
         session.commit()
     except Exception:
         session.rollback()
