@@ -1,7 +1,8 @@
 """Batched enqueueing on Redis (webhooks_api/batch_enqueue.py) writes what
-`celery.send_task` writes: the same task message under the same key, the same task-sent event
-on the same channel, byte for byte apart from ids, tags and times. Workers and Flower read
-these bytes, so any drift (a new kombu or Celery release) shows here first."""
+`celery.send_task` writes: the same task message under the same key, byte for byte apart
+from ids, tags and times, and the same task-sent events, grouped in one `task.multi` event
+message (the envelope Celery's own buffered events use). Workers and Flower read these
+bytes, so any drift (a new kombu or Celery release) shows here first."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def _comparable(raw: bytes) -> str:
     envelope = json.loads(raw)
     envelope["body"] = _blanked(base64.b64decode(envelope["body"]).decode())
     return _blanked(json.dumps(envelope))
+
+
+def _as_one_multi(published: list[tuple[str, str]]) -> tuple[str, str]:
+    """Single task-sent event messages (channel, comparable message) as the one `task.multi`
+    message that would carry them: their bodies in a list, the routing key `task.multi`."""
+    envelope = json.loads(published[0][1])
+    envelope["body"] = json.dumps([json.loads(json.loads(message)["body"])
+                                   for _, message in published])
+    envelope["properties"]["delivery_info"]["routing_key"] = "task.multi"
+    channel = published[0][0].rsplit("/", 1)[0] + "/task.multi"
+    return channel, json.dumps(envelope)
 
 
 def _blanked(text: str) -> str:
@@ -84,13 +96,16 @@ def test_batched_messages_are_the_bytes_that_send_task_writes(test_env):
             client.send_task(message.name, kwargs=message.kwargs, queue=message.queue,
                              argsrepr=message.reprs[0], kwargsrepr=message.reprs[1])
         wait_for(lambda: len(broker.published) == len(messages), message="Celery's events")
-        expected = broker.drain()
+        expected_entries, single_events = broker.drain()
+        assert all(channel.endswith("/task.sent") for channel, _ in single_events)
 
         with client.producer_or_acquire() as producer:
             assert producer.supports_batch_publish
             assert send_batched(client, producer, messages, {}) == len(messages)
-        wait_for(lambda: len(broker.published) == len(messages), message="batched events")
-        assert broker.drain() == expected
+        wait_for(lambda: len(broker.published) == 1, message="batched events")
+        entries, published = broker.drain()
+        assert entries == expected_entries
+        assert published == [_as_one_multi(single_events)]
     finally:
         broker.close()
         client.close()
