@@ -59,16 +59,15 @@ class Prepared:
         _DECLARED[name] = self
 
 
-def _prepare_all(cursor) -> None:
-    for declared in _DECLARED.values():
-        cursor.execute(declared.prepare_sql)
-
-
 def execute(connection: Connection, statement: Prepared, params: dict) -> CursorResult:
-    """Run `statement` with `params` on a session's `connection`, in its transaction,
-    preparing all of them there first if this connection has not seen them."""
+    """Run `statement` with `params` on `connection`, preparing all of them there first if
+    this connection has not seen them (noted in its `info`, which SQLAlchemy empties when
+    it replaces the connection). The PREPAREs go straight to the driver's cursor: set-up
+    once per connection, not statements of the task that happens to open it."""
     if not connection.info.get(_PREPARED_KEY):
-        _prepare_all(connection.connection.cursor())
+        with connection.connection.cursor() as cursor:
+            for declared in _DECLARED.values():
+                cursor.execute(declared.prepare_sql)
         connection.info[_PREPARED_KEY] = True
     return connection.exec_driver_sql(statement.execute_sql, params)
 
