@@ -4,6 +4,8 @@ The bounds below are the measured figures of docs/engine.md: a regression fails 
 
 from __future__ import annotations
 
+import threading
+
 from tests.engine_support import (
     counting,
     create_subscription,
@@ -74,19 +76,27 @@ def test_statements_of_one_fan_out_and_one_attempt(app, client, tenant, receiver
           f"(success) / {retry_statements} (retry) / {gone_statements} (410)")
 
 
-def test_a_new_event_is_stored_and_fanned_out_by_one_statement(app, client, tenant):
-    create_subscription(client, tenant, "http://127.0.0.1:9/hook")
-    with counting(app) as counts, app.app_context():
-        [delivery_id] = publish_stored_or_new(
-            db.session, app.config["WEBHOOKS_SETTINGS"], tenant_id=tenant["id"],
-            event_type="invoice.created", event_data={"n": 1}, metadata=None,
-            event_id="evt_one_statement")
-    # The event (marked fanned out) and its deliveries: one statement, no BEGIN/COMMIT.
-    assert counts["statements"] == 1 and counts["in_transaction"] == 0
-    with app.app_context():
-        assert event_row(db.session, tenant["id"], "evt_one_statement").fanned_out_at
-        assert [(d.id, d.status) for d in deliveries_of(db.session)] == [
-            (delivery_id, "pending")]
+def test_a_new_event_is_stored_and_fanned_out_by_one_statement(app, client, tenant,
+                                                              receiver):
+    create_subscription(client, tenant, receiver.url)
+    # The session's worker takes the delivery at once: its POST is held until the rows
+    # are read, so the delivery is still as the fan-out wrote it.
+    read = threading.Event()
+    receiver.respond = lambda request: (read.wait(30), Reply(200))[1]
+    try:
+        with counting(app) as counts, app.app_context():
+            [delivery_id] = publish_stored_or_new(
+                db.session, app.config["WEBHOOKS_SETTINGS"], tenant_id=tenant["id"],
+                event_type="invoice.created", event_data={"n": 1}, metadata=None,
+                event_id="evt_one_statement")
+        # The event (marked fanned out) and its deliveries: one statement, no BEGIN/COMMIT.
+        assert counts["statements"] == 1 and counts["in_transaction"] == 0
+        with app.app_context():
+            assert event_row(db.session, tenant["id"], "evt_one_statement").fanned_out_at
+            assert [(d.id, d.status) for d in deliveries_of(db.session)] == [
+                (delivery_id, "pending")]
+    finally:
+        read.set()
     print(f"\nstatements: publish of a new event {counts['statements']}")
 
 
