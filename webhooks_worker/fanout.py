@@ -15,7 +15,6 @@ from collections.abc import Callable
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from webhooks_api.batch_enqueue import CHUNK_MESSAGES
 from webhooks_api.catalogue import filters_matching, is_operational
 from webhooks_api.models import Event
 from webhooks_api.queue import Message, deliver_message
@@ -90,16 +89,11 @@ def _matching(event_type: str, tenant_id: str, data: Callable[[], dict]) -> dict
 
 
 def _messages(rows: list[Row], event_type: str, trigger: str) -> list[Message]:
-    """Deliver messages for the pending rows. The first chunk, which a publish task sends
-    itself, is labelled for Flower from the rows, with no further query; a larger
-    fan-out's other messages travel as ids in `webhooks.enqueue` tasks, which label them
-    (`send_now` does, for any message without labels)."""
-    pending = [row for row in rows if row.status == "pending"]
+    """Deliver messages for the pending rows, labelled for Flower with no further query."""
     return [
         deliver_message(row.id, 1, trigger,
-                        deliver_reprs(row.id, 1, trigger, event_type, row.url)
-                        if index < CHUNK_MESSAGES else None)
-        for index, row in enumerate(pending)
+                        deliver_reprs(row.id, 1, trigger, event_type, row.url))
+        for row in rows if row.status == "pending"
     ]
 
 
