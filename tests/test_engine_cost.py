@@ -132,3 +132,12 @@ def test_broker_messages_and_connections_per_delivery(app, client, tenant, recei
     print(f"\nper delivery: 1 deliver message + {len(deliver_events) // 10} events; "
           f"per event: 1 publish message + {len(publish_events) // 10} events; "
           f"HTTP connections for 10 deliveries: {receiver.connections}")
+
+
+def test_the_publish_api_reads_nothing_back_after_its_commit(app, client, tenant):
+    with counting(app) as counts:
+        publish_via_api(client, tenant, "invoice.created", {"n": 1})
+    # The key's lookup (one CTE), the event's INSERT … RETURNING, and nothing after the
+    # commit: the answer comes from the row the INSERT returned.
+    assert counts["statements"] == 2, counts["sql"]
+    assert counts["sql"][-1].startswith("INSERT INTO events"), counts["sql"]
