@@ -13,7 +13,7 @@ except ConfigError as error:
     # An operator's mistake, not a crash: one line naming the setting, then exit 1.
     raise SystemExit(f"webhooks worker: refusing to start: {error}") from None
 
-from . import maintenance, observability, tasks, time_limit  # noqa: E402,F401  (tasks, signals)
+from . import heap, maintenance, observability, tasks, time_limit  # noqa: E402,F401  (tasks, signals)
 
 
 @worker_process_init.connect
