@@ -1,6 +1,6 @@
-"""What keeps a worker's pauses and per-message CPU down: its start-up objects frozen out
-of full garbage collections (webhooks_worker/heap.py), and the broker client's replies
-parsed in C (hiredis)."""
+"""What keeps pauses and per-message CPU down: the start-up objects of every worker and
+web process frozen out of full garbage collections (webhooks_api/heap.py), and the broker
+client's replies parsed in C (hiredis)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import re
 import time
 
 from tests.conftest import VAR
-from webhooks_worker.heap import freeze_start_up_heap
+from tests.helpers import wait_for
+from tests.processes import web
+from webhooks_api.heap import freeze_start_up_heap
 
 _FROZEN = re.compile(r"(\S+): (\d+) start-up objects frozen out of full garbage collections")
 
@@ -33,10 +35,24 @@ def test_each_replica_of_the_session_worker_froze_its_start_up_objects(app, work
     assert all(frozen[node] > 100_000 for node in nodes), frozen
 
 
+def test_each_gunicorn_worker_froze_its_start_up_objects(test_env):
+    log = VAR / "test-web.log"
+    written_before = log.stat().st_size if log.exists() else 0
+    with web(test_env, workers=2):
+        def booted_and_frozen():
+            text = log.read_bytes()[written_before:].decode(errors="replace")
+            booted = set(re.findall(r"Booting worker with pid: (\d+)", text))
+            frozen = {pid: int(count) for pid, count in
+                      re.findall(r"gunicorn worker (\d+): (\d+) start-up objects", text)}
+            return len(booted) == 2 and booted <= frozen.keys() and frozen
+        frozen = wait_for(booted_and_frozen, timeout=30, message="both workers frozen")
+    assert all(count > 100_000 for count in frozen.values()), frozen
+
+
 def test_a_full_collection_skips_what_was_frozen(app):
     before = _full_collection_seconds()
     try:
-        assert freeze_start_up_heap() > 100_000
+        assert freeze_start_up_heap("pytest") > 100_000
         after = _full_collection_seconds()
     finally:
         gc.unfreeze()
