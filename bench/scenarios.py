@@ -116,6 +116,12 @@ def throughput(bench: Bench) -> None:
         bench.figures[f"ceiling_per_s{suffix}"] = ceiling["per_s"]
         bench.figures[f"e2e_per_s_{label}"] = measured["per_s"]
         bench.figures[f"ratio_{label}"] = measured["ratio"]
+        if floor := bench.figures.get("task_floor_per_s"):
+            # The rate if the task bodies cost nothing: each delivery is its deliver task
+            # and its share of the event's publish task, run at the floor's rate.
+            tasks_per_delivery = 1 + 1 / subscriptions
+            bench.figures[f"ratio_bound_{label}"] = round(
+                floor / tasks_per_delivery / ceiling["per_s"], 3)
         for figure in ("worker", "publisher", "machine"):
             bench.figures[f"{figure}_cpu_ms_per_delivery_{label}"] = \
                 measured[f"{figure}_cpu_ms_per_delivery"]
