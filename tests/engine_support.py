@@ -29,6 +29,7 @@ from webhooks_api.extensions import db
 from webhooks_api.models import Delivery, DeliveryAttempt, Event, Subscription
 from webhooks_api.queue import DELIVER_QUEUE, DELIVER_TASK, PUBLISH_QUEUE, PUBLISH_TASK
 
+ISOLATED_LOG = VAR / "test-isolated-worker.log"
 FINISHED_EVENTS = ("task-succeeded", "task-failed", "task-retried", "task-revoked",
                    "task-rejected")
 
@@ -81,7 +82,7 @@ def isolated_worker(test_env: dict[str, str], extra_env: dict[str, str] | None =
            **(extra_env or {})}
     client = celery_client(env)
     process = start_worker_process(env, concurrency=concurrency, extra_args=extra_args,
-                                   wrapper=wrapper, log_path=VAR / "test-isolated-worker.log")
+                                   wrapper=wrapper, log_path=ISOLATED_LOG)
     worker = IsolatedWorker(process, client, env)
     try:
         wait_for(lambda: process.poll() is not None or client.control.ping(timeout=0.5),
@@ -93,6 +94,18 @@ def isolated_worker(test_env: dict[str, str], extra_env: dict[str, str] | None =
         client.close()
         if cleanup:
             delete_broker_keys(env)
+
+
+def log_offset() -> int:
+    """Where the next isolated worker's lines will start (its log is appended to)."""
+    return ISOLATED_LOG.stat().st_size if ISOLATED_LOG.exists() else 0
+
+
+def log_since(offset: int) -> str:
+    """The isolated workers' log from `offset` on."""
+    with open(ISOLATED_LOG, "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
 
 
 def delete_broker_keys(env: dict[str, str]) -> None:

@@ -16,9 +16,12 @@ from sqlalchemy import text
 
 from tests.conftest import VAR
 from tests.engine_support import (
+    attempts_of,
     create_subscription,
     deliveries_of,
     isolated_worker,
+    log_offset,
+    log_since,
     store_without_messages,
 )
 from tests.helpers import wait_for
@@ -80,6 +83,8 @@ def test_a_killed_replica_is_replaced_and_deliveries_go_on(client, tenant, recei
 
 def test_sigterm_lets_the_attempt_in_flight_finish_then_every_replica_exits(
         client, tenant, receiver, test_env, session):
+    """The receiver takes 2 s: the task hands the attempt to a slow lane after 100 ms and
+    returns (webhooks_worker.slow_lane), and the warm shutdown waits for the lane."""
     def slow(request):
         time.sleep(2)
         return Reply(200)
@@ -87,15 +92,19 @@ def test_sigterm_lets_the_attempt_in_flight_finish_then_every_replica_exits(
     receiver.respond = slow
     subscription = create_subscription(client, tenant, f"{receiver.base_url}/slow",
                                        ["user.login"])
+    offset = log_offset()
     with isolated_worker(test_env, concurrency=2) as worker:
         replicas = _replica_pids(worker.process.pid)
         worker.publish(event_type="user.login", event_data={"n": 1}, tenant_id=tenant["id"])
-        wait_for(lambda: receiver.posts("/slow"), timeout=60, message="the slow attempt")
+        wait_for(lambda: "finishing on a slow lane" in log_since(offset), timeout=60,
+                 message="the slow attempt handed to a lane")
         worker.process.send_signal(signal.SIGTERM)
         assert worker.process.wait(30) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in replicas)
     [delivery] = deliveries_of(session, subscription["id"])
     assert delivery.status == "success"
+    [attempt] = attempts_of(session, delivery.id)
+    assert attempt.response_status == 200 and attempt.duration_ms >= 2000
 
 
 @pytest.mark.parametrize("pool", ["--pool=solo", "--pool=threads"])

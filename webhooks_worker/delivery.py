@@ -13,8 +13,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, partial
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from . import health, http, observability, prepared, rate_limit
 from .backoff import next_delay
 from .prepared import Prepared
 from .signing import redact_signatures, signature_headers
+from .slow_lane import lanes
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,14 @@ class Outcome:
     retry_reprs: tuple[str, str] | None = None
 
 
+# The receiver had not answered within the slow-receiver budget: the attempt finishes, and
+# records itself, on a slow lane.
+IN_FLIGHT = Outcome("in_flight")
+
+# Records a finished POST's attempt with the given session (`finish_attempt`, bound).
+Finish = Callable[[Session], "Outcome | None"]
+
+
 @cache
 def _secret_box(keys: tuple[str, ...]) -> SecretBox:
     return SecretBox(keys)
@@ -172,8 +182,15 @@ def decide(result: http.HttpResult, attempt_number: int, trigger: str,
 
 
 def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
-                     attempt_number: int, trigger: str) -> Outcome | None:
-    """Make attempt `attempt_number` of a delivery; None when this message claims nothing."""
+                     attempt_number: int, trigger: str,
+                     finish_later: Callable[[Finish], None] | None = None) -> Outcome | None:
+    """Make attempt `attempt_number` of a delivery; None when this message claims nothing.
+
+    With `finish_later`, a receiver that has not answered within the slow-receiver budget
+    is left to a slow lane (webhooks_worker.slow_lane): `finish_later(finish)` runs there
+    once it answers, and must call `finish(session)` (with a session of its own thread) to
+    record the attempt; the call returns IN_FLIGHT meanwhile.
+    """
     # Committed by itself, so visible to every other worker at once.
     claim = prepared.run(_CLAIM, {
         "delivery_id": delivery_id, "attempt_number": attempt_number,
@@ -200,8 +217,26 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
 
     body = claim.body.encode("utf-8")
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)
-    result = http.post(http.delivery_session(settings.allow_private_targets), claim.url, body,
-                       headers, claim.timeout_seconds, settings.ca_bundle)
+    post = partial(http.post, http.delivery_session(settings.allow_private_targets),
+                   claim.url, body, headers, claim.timeout_seconds, settings.ca_bundle)
+    finish = partial(finish_attempt, settings=settings, claim=claim, breaker=breaker,
+                     delivery_id=delivery_id, attempt_number=attempt_number,
+                     trigger=trigger, headers=headers)
+    if finish_later is None or not settings.slow_receiver_ms:
+        return finish(session, result=post())
+    result = lanes.run(post, settings.slow_receiver_ms / 1000, settings.slow_receiver_slots,
+                       lambda late: finish_later(partial(finish, result=late)))
+    if result is None:
+        logger.info("delivery %s attempt %s: no answer within %s ms, finishing on a slow lane",
+                    delivery_id, attempt_number, settings.slow_receiver_ms)
+        return IN_FLIGHT
+    return finish(session, result=result)
+
+
+def finish_attempt(session: Session, *, settings: Settings, claim, breaker: Breaker,
+                   delivery_id: str, attempt_number: int, trigger: str,
+                   headers: dict[str, str], result: http.HttpResult) -> Outcome | None:
+    """What follows the POST: decide, record, count, and label the next attempt."""
     decided = decide(result, attempt_number, trigger, settings.retry_schedule)
     outcome = record_attempt(session, settings, claim, delivery_id, attempt_number, trigger,
                              headers, result, decided)

@@ -29,9 +29,11 @@ session mode (PgBouncer's transaction mode does not keep SQL-level prepared stat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
+from collections.abc import Iterator
 
 from sqlalchemy import Connection, CursorResult, Engine, create_engine
 from sqlalchemy.pool import NullPool
@@ -115,3 +117,31 @@ def run(statement: Prepared, params: dict) -> CursorResult:
         else:
             connection.rollback()
         raise
+
+
+# Kept connections that threads running statements only now and then (the slow lanes)
+# borrow and give back, so that a few backends serve all of them.
+_STASHED_MAX = 4
+_stash: list[tuple[Connection, tuple[int, Engine]]] = []
+_stash_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def borrowed_connection() -> Iterator[None]:
+    """`run` inside the block uses a kept connection borrowed from the process's stash (a
+    new one when the stash is empty) and puts it back after, or closes it when the stash
+    is full."""
+    with _stash_lock:
+        _kept.connection, _kept.owner = _stash.pop() if _stash else (None, None)
+    try:
+        yield
+    finally:
+        kept = (_kept.connection, _kept.owner)
+        _kept.connection = _kept.owner = None
+        if kept[0] is not None:
+            with _stash_lock:
+                if kept[1][0] == os.getpid() and len(_stash) < _STASHED_MAX:
+                    _stash.append(kept)
+                    kept = None
+            if kept is not None:
+                kept[0].close()

@@ -6,8 +6,9 @@ Redis, sends the task to a pool child over a pipe, reads the result back, acks a
 the task events; on the 2-core machine it saturated at ~570 no-op tasks/s while its four
 children idled. N `--pool=solo` workers each fetch, run and ack their own messages: the same
 no-op tasks ran at ~1,400/s, and deliveries end to end went up by a third
-(docs/PERFORMANCE.md "Pool"). Each replica runs one delivery at a time, as a prefork child
-did, so N replicas deliver to as many receivers at once as `--concurrency=N` did.
+(docs/PERFORMANCE.md "Pool"). Each replica runs one task at a time, as a prefork child
+did; a receiver slower than WEBHOOKS_SLOW_RECEIVER_MS finishes on one of the replica's slow
+lanes (webhooks_worker.slow_lane), so endpoints that hang do not hold the replicas.
 
 Why a launcher: a Procfile line is one process that the platform (honcho, Heroku, systemd)
 starts, stops and restarts as one. This process is that one: SIGTERM, SIGINT or SIGQUIT is

@@ -2,7 +2,7 @@
 
 Prefork kills a child whose task runs past `task_time_limit`, and starts another. The
 Procfile's worker is solo replicas (webhooks_worker.replicas), and a replica may run the
-threads pool instead (docs/operations.md, endpoints that hang): tasks run in the worker's
+threads pool instead (docs/operations.md): tasks run in the worker's
 own process, where Celery enforces no time limit at all. There each task arms the
 process's watchdog; a task still running at the limit (stuck outside the HTTP deadline:
 name resolution, a lock wait) gets its replica killed with SIGKILL, and the launcher starts

@@ -1,0 +1,149 @@
+"""Slow receivers finish on a lane thread (webhooks_worker.slow_lane): a receiver that hangs
+until its timeout no longer holds the worker that took its message, its attempt is still
+recorded and its retry still sent, and a worker's lanes share a few database connections."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+
+from tests.engine_support import (
+    attempts_of,
+    create_subscription,
+    deliveries_of,
+    isolated_worker,
+    log_offset,
+    log_since,
+)
+from tests.helpers import wait_for
+from tests.receiver import Reply
+from webhooks_api.config import ConfigError, load_settings
+from webhooks_api.extensions import db
+from webhooks_worker import prepared
+from webhooks_worker.delivery import _CLAIM
+from webhooks_worker.slow_lane import _Lanes
+
+TIMEOUT_SECONDS = 5  # the shortest a subscription may have
+HANDED_OFF = "finishing on a slow lane"
+
+
+@pytest.mark.parametrize("slow_receiver_ms", ["100", "0"])
+def test_a_hanging_receiver_holds_a_lane_not_the_worker(
+        client, tenant, receiver, test_env, session, slow_receiver_ms):
+    """One solo replica. The first attempt to /hang hangs past its 5 s timeout; an event to
+    a healthy receiver published meanwhile arrives at once with lanes, and only after the
+    hanging attempt's timeout without them (WEBHOOKS_SLOW_RECEIVER_MS=0). Either way the
+    timed-out attempt is recorded and its retry (1 s schedule) is sent and succeeds."""
+    hung = threading.Event()
+
+    def respond(request):
+        if request.path == "/hang" and not hung.is_set():
+            hung.set()
+            time.sleep(TIMEOUT_SECONDS + 1)
+        return Reply(200)
+
+    receiver.respond = respond
+    hanging = create_subscription(client, tenant, f"{receiver.base_url}/hang", ["invoice.voided"],
+                                  timeout_seconds=TIMEOUT_SECONDS)
+    create_subscription(client, tenant, f"{receiver.base_url}/healthy", ["user.login"])
+    lanes, offset = slow_receiver_ms != "0", log_offset()
+    with isolated_worker(test_env, {"WEBHOOKS_SLOW_RECEIVER_MS": slow_receiver_ms,
+                                    "WEBHOOKS_RETRY_SCHEDULE": "1"}, concurrency=1) as worker:
+        worker.publish(event_type="invoice.voided", event_data={}, tenant_id=tenant["id"])
+        assert hung.wait(30), "the hanging attempt never started"
+        published = time.monotonic()
+        worker.publish(event_type="user.login", event_data={}, tenant_id=tenant["id"])
+        wait_for(lambda: receiver.posts("/healthy"), timeout=60, message="the healthy POST")
+        waited = time.monotonic() - published
+        if lanes:
+            assert waited < 2.5, f"the healthy event waited {waited:.1f} s behind the hang"
+        else:
+            assert waited > TIMEOUT_SECONDS - 1.5, f"no lanes, yet it waited only {waited:.1f} s"
+
+        [delivery] = wait_for(
+            lambda: [d for d in deliveries_of(session, hanging["id"]) if d.status == "success"],
+            timeout=60, message="the hanging delivery's retry to succeed")
+        first, second = attempts_of(session, delivery.id)
+        assert (first.error_class, second.response_status) == ("timeout", 200)
+        assert len(receiver.posts("/hang")) == 2
+    assert (HANDED_OFF in log_since(offset)) == lanes
+
+
+def test_the_budget_and_the_slots_are_settings_with_bounds():
+    defaults = load_settings({})
+    assert (defaults.slow_receiver_ms, defaults.slow_receiver_slots) == (100, 16)
+    chosen = load_settings({"WEBHOOKS_SLOW_RECEIVER_MS": "0", "WEBHOOKS_SLOW_RECEIVER_SLOTS": "4"})
+    assert (chosen.slow_receiver_ms, chosen.slow_receiver_slots) == (0, 4)
+    for name, value in (("WEBHOOKS_SLOW_RECEIVER_MS", "-1"),
+                        ("WEBHOOKS_SLOW_RECEIVER_SLOTS", "0"),
+                        ("WEBHOOKS_SLOW_RECEIVER_MS", "0.5")):
+        with pytest.raises(ConfigError, match=name):
+            load_settings({name: value})
+
+
+def test_lanes_return_a_quick_result_and_finish_a_slow_one_on_the_lane():
+    lanes, finished = _Lanes(), []
+    assert lanes.run(lambda: "quick", 1.0, 2, finished.append) == "quick"
+
+    def slow():
+        time.sleep(0.5)
+        return "slow"
+
+    started = time.monotonic()
+    assert lanes.run(slow, 0.05, 2, lambda result: finished.append(
+        (result, threading.current_thread().name))) is None
+    assert time.monotonic() - started < 0.4  # the caller did not wait for it
+    [(result, thread)] = wait_for(lambda: finished, timeout=5, message="the slow work")
+    assert result == "slow" and thread.startswith("slow-lane")
+
+
+def test_a_process_holds_at_most_its_slots_of_slow_work():
+    """With one slot busy on slow work, the next run waits for it to finish."""
+    lanes = _Lanes()
+
+    def slow():
+        time.sleep(0.6)
+        return "slow"
+
+    assert lanes.run(slow, 0.01, 1, lambda result: None) is None
+    started = time.monotonic()
+    assert lanes.run(lambda: "next", 1.0, 1, lambda result: None) == "next"
+    assert time.monotonic() - started > 0.4
+
+
+def _backends_that_ran(app, marker: str) -> int:
+    with app.app_context(), db.engine.connect() as connection:
+        return connection.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE :pattern"),
+            {"pattern": f"EXECUTE webhooks_claim%{marker}%"}).scalar_one()
+
+
+def test_lanes_borrow_a_kept_connection_instead_of_each_keeping_one(app):
+    """Two live threads run a statement one after the other, each inside
+    `borrowed_connection`: the second reuses the backend the first gave back, so no backend
+    is left holding the first one's statement."""
+    done_first, finish = threading.Event(), threading.Event()
+
+    def claim_nothing(marker: str, then: threading.Event | None = None):
+        with app.app_context(), prepared.borrowed_connection():
+            prepared.run(_CLAIM, {"delivery_id": marker, "attempt_number": 1, "manual": False,
+                                  "claim_margin": 1, "early_slack": 1}).all()
+        if then is not None:
+            then.set()
+            finish.wait(10)  # stays alive, as a lane thread does
+
+    first = threading.Thread(target=claim_nothing, args=("dlv_borrow_first", done_first))
+    first.start()
+    assert done_first.wait(10)
+    second = threading.Thread(target=claim_nothing, args=("dlv_borrow_second",))
+    second.start()
+    second.join(10)
+    try:
+        assert _backends_that_ran(app, "dlv_borrow_second") == 1
+        assert _backends_that_ran(app, "dlv_borrow_first") == 0
+    finally:
+        finish.set()
+        first.join(10)

@@ -1,0 +1,104 @@
+"""Slow receivers wait on a thread of their own, not on a worker slot.
+
+A solo replica runs one task at a time, so a receiver that hangs until its timeout holds
+the whole replica: ten hanging endpoints among a hundred held all four replicas of the
+Procfile's worker and delayed the healthy deliveries behind them ~100 times
+(docs/PERFORMANCE.md, head-of-line). Here each POST runs on one of the process's lane
+threads, and the task waits for it for a short `budget` only: a healthy receiver answers
+well within it, and the task records the attempt itself as before. A receiver that has not
+answered by then keeps its lane thread, which records the attempt (and sends its retry)
+when the answer or the deadline comes, while the task returns and the replica takes its
+next message.
+
+Letting the message go before the attempt is recorded loses nothing: the claim, not the
+message, holds the delivery. If the process dies with an attempt in flight, its claim
+expires and the sweep sends the delivery again, as for a process killed mid-POST. A warm
+shutdown waits for the lanes (each bounded by its attempt's deadline) before the process
+exits (`worker_shutdown`).
+
+When every lane of the process is busy the task waits for one, so a process holds at
+most `slots` slow attempts and falls back to waiting like a solo task past that. A lane
+stuck outside the HTTP deadline (name resolution) keeps its slot; once every slot is
+stuck, the next task waits past the task time limit and its replica is replaced
+(webhooks_worker.time_limit).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
+
+
+class _Attempt(Generic[Result]):
+    """One POST on a lane: its result, or the work to run with it once it is handed off."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.answered = threading.Event()
+        self.result: Result | None = None
+        self.finish_later: Callable[[Result], None] | None = None
+
+
+class _Lanes:
+    """This process's lane threads (a forked child builds its own: threads do not cross a
+    fork)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._slots: threading.Semaphore | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _ready(self, slots: int) -> tuple[threading.Semaphore, ThreadPoolExecutor]:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._slots = threading.Semaphore(slots)
+                self._executor = ThreadPoolExecutor(slots, thread_name_prefix="slow-lane")
+            return self._slots, self._executor
+
+    def run(self, work: Callable[[], Result], budget: float, slots: int,
+            finish_later: Callable[[Result], None]) -> Result | None:
+        """`work()`'s result if it comes within `budget` seconds; else None, and
+        `finish_later(result)` runs on the lane thread once it does."""
+        free, executor = self._ready(slots)
+        free.acquire()  # all lanes busy: wait for one, as a task without lanes would
+        attempt: _Attempt[Result] = _Attempt()
+        try:
+            executor.submit(self._run, attempt, work, free)
+        except BaseException:
+            free.release()
+            raise
+        if attempt.answered.wait(budget):
+            return attempt.result
+        with attempt.lock:
+            if attempt.answered.is_set():  # answered just now
+                return attempt.result
+            attempt.finish_later = finish_later
+        return None
+
+    @staticmethod
+    def _run(attempt: _Attempt, work: Callable, free: threading.Semaphore) -> None:
+        try:
+            result = work()
+            with attempt.lock:
+                attempt.result = result
+                attempt.answered.set()
+                finish_later = attempt.finish_later
+            if finish_later is not None:
+                finish_later(result)
+        except Exception:  # the claim expires and the sweep sends the delivery again
+            logger.exception("a slow attempt could not be finished on its lane")
+        finally:
+            free.release()
+
+
+lanes = _Lanes()
