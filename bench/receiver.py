@@ -2,8 +2,10 @@
 
 One asyncio process, HTTP/1.1 keep-alive, no framework: it answers `200 ok` to every POST on
 its main port and records when each request arrived (`time.monotonic()`, CLOCK_MONOTONIC,
-which every process of the machine shares) with its `X-Webhook-Event-Id`. A second port
-accepts requests and never answers: an endpoint that hangs until the sender's timeout.
+which every process of the machine shares) with its `X-Webhook-Event-Id`. A POST under
+`/slow/` is answered after `SLOW_SECONDS`, as a receiver across the internet that does some
+work answers. A second port accepts requests and never answers: an endpoint that hangs
+until the sender's timeout.
 
 Control requests on the main port (GET, so they never count as deliveries):
 `/_stats` (counters), `/_records` (arrivals since the last reset), `/_reset`.
@@ -23,6 +25,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+SLOW_SECONDS = 0.2
 
 
 class _Stats:
@@ -92,7 +95,14 @@ class _HttpProtocol(asyncio.Protocol):
         self.stats.requests += 1
         self.stats.records.append(
             (arrived, headers.get(b"x-webhook-event-id", b"").decode("ascii", "replace")))
-        self.transport.write(_OK)
+        if path.startswith(b"/slow/"):
+            asyncio.get_running_loop().call_later(SLOW_SECONDS, self._reply_ok)
+        else:
+            self.transport.write(_OK)
+
+    def _reply_ok(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(_OK)
 
     def _control(self, path: bytes) -> None:
         if path == b"/_records":
@@ -140,6 +150,9 @@ class ReceiverProcess:
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/hook/{name}"
+
+    def slow_url(self, name: str) -> str:
+        return f"{self.base_url}/slow/{name}"
 
     def hanging_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.hang_port}/hook/{name}"

@@ -61,6 +61,8 @@ _ROWS = (
     ("hol_p99_ms_baseline", "healthy p99, no hanging endpoints", "ms"),
     ("hol_p99_ms_hanging", "healthy p99, 10 % hanging endpoints", "ms"),
     ("hol_p99_ratio", "  ratio", "×"),
+    ("e2e_per_s_slow_receivers", "end to end, 100 receivers answering in 200 ms", "deliveries/s"),
+    ("slow_receivers_vs_waiting", "  ÷ slots ÷ 200 ms (tasks waiting for answers)", "×"),
     ("publish_api_p50_ms_1", "POST /publish p50, 1 subscription", "ms"),
     ("publish_api_p99_ms_1", "POST /publish p99, 1 subscription", "ms"),
     ("publish_api_p50_ms_1000", "POST /publish p50, 1,000 subscriptions", "ms"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ SIZES = {
         "receiver_requests": 20_000, "events_1sub": 1000, "events_100sub": 10,
         "latency_rates": (50, 200), "latency_seconds": 5, "fanout_subscriptions": 2000,
         "hol_events": 2, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
+        "slow_receiver_events": 3,
         "api_requests": 100, "api_warmup": 10, "cost_events": 200, "floor_tasks": 3000,
         "memory_target": 0,
         "profile_events": 1000, "profile_rate": 50,
@@ -36,6 +36,7 @@ SIZES = {
         "receiver_requests": 40_000, "events_1sub": 5000, "events_100sub": 50,
         "latency_rates": (50, 200), "latency_seconds": 10, "fanout_subscriptions": 10_000,
         "hol_events": 3, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
+        "slow_receiver_events": 10,
         "api_requests": 300, "api_warmup": 20, "cost_events": 500, "floor_tasks": 5000,
         "memory_target": 0,
         "profile_events": 3000, "profile_rate": 50,
@@ -44,6 +45,7 @@ SIZES = {
         "receiver_requests": 40_000, "events_1sub": 5000, "events_100sub": 50,
         "latency_rates": (50, 200), "latency_seconds": 30, "fanout_subscriptions": 10_000,
         "hol_events": 6, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
+        "slow_receiver_events": 20,
         "api_requests": 1000, "api_warmup": 20, "cost_events": 1000, "floor_tasks": 10_000,
         "memory_target": 50_000, "profile_events": 5000, "profile_rate": 50,
     },
@@ -54,12 +56,14 @@ SCENARIOS = {
     "latency": scenarios.latency,
     "fanout": scenarios.fanout,
     "hol": scenarios.head_of_line,
+    "slow": scenarios.slow_receivers,
     "api": scenarios.publish_api,
     "cost": cost,
     "memory": memory.reach_target,  # sampled all along; this tops the run up to the target
     "profile": profile.profiled_throughput,  # --profile: an extra run, never a figure
 }
-DEFAULT_SCENARIOS = ("floor", "throughput", "latency", "fanout", "hol", "api", "cost", "memory")
+DEFAULT_SCENARIOS = ("floor", "throughput", "latency", "fanout", "hol", "slow", "api", "cost",
+                     "memory")
 NEEDS_NO_WORKER = {"floor", "api", "cost"}
 RESULTS_FILE = stack.RESULTS / "latest.json"
 
@@ -103,16 +107,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=stack.ROOT, capture_output=True,
                           text=True).stdout.strip()
-
-
-def _pool(command: str) -> dict:
-    """The pool and how many deliveries run at once: `--concurrency` of one worker, or the
-    number of replicas the launcher (webhooks_worker.replicas) starts."""
-    pool = re.search(r"(?:--pool[= ]|-P ?)(\w+)", command)
-    concurrency = re.search(r"(?:--concurrency[= ]|-c ?|webhooks_worker\.replicas )(\d+)",
-                            command)
-    return {"pool": pool.group(1) if pool else "prefork",
-            "concurrency": int(concurrency.group(1)) if concurrency else os.cpu_count()}
 
 
 def _config(arguments, sizes: dict, env: dict) -> dict:
@@ -189,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if bench.worker is not None:
         config["worker_command"] = bench.worker.expanded
-        config.update(_pool(bench.worker.expanded))
+        config.update(stack.worker_pool(bench.worker.expanded))
     config["load_average_at_end"] = os.getloadavg()
     config["seconds"] = round(time.monotonic() - run_started, 1)
     config["durations"] = durations

@@ -18,6 +18,7 @@ from webhooks_api.services.tenants import create_api_key
 from . import stack
 from .ceiling import run_ceiling
 from .loadgen import measure_receiver
+from .receiver import SLOW_SECONDS
 from .report import arrival_latencies, latency_summary
 from .workload import (
     EVENT_TYPE,
@@ -67,9 +68,11 @@ def receiver_capacity(bench: Bench) -> None:
     bench.details["receiver"] = measured
 
 
-def end_to_end(bench: Bench, name: str, subscriptions: int, events: int) -> dict:
-    """Publish `events` at once to a tenant with `subscriptions`; time until all stored."""
-    tenant = bench.tenant(name, bench.urls(name, subscriptions))
+def end_to_end(bench: Bench, name: str, subscriptions: int, events: int,
+               urls: list[str] | None = None) -> dict:
+    """Publish `events` at once to a tenant with `subscriptions` (to `urls`, else to fast
+    receivers); time until all stored."""
+    tenant = bench.tenant(name, urls or bench.urls(name, subscriptions))
     expected = subscriptions * events
     bench.receiver.reset()
     cpu_before = bench.worker.cpu_seconds()
@@ -129,6 +132,19 @@ def throughput(bench: Bench) -> None:
     deliveries = sum(r["deliveries"] for r in results.values())
     bench.figures["receiver_connections_per_delivery"] = round(connections / deliveries, 4)
     bench.details["throughput"] = results
+
+
+def slow_receivers(bench: Bench) -> None:
+    """End-to-end deliveries/s to receivers that answer after 200 ms, against what workers
+    that wait for each answer could reach: one delivery per slot per 200 ms."""
+    subscriptions, events = 100, bench.sizes["slow_receiver_events"]
+    urls = [bench.receiver.slow_url(f"slow-{index}") for index in range(subscriptions)]
+    measured = end_to_end(bench, "slow", subscriptions, events, urls)
+    waiting_bound = stack.worker_pool(bench.worker.expanded)["concurrency"] / SLOW_SECONDS
+    bench.details["slow_receivers"] = {**measured, "receiver_seconds": SLOW_SECONDS,
+                                       "waiting_bound_per_s": waiting_bound}
+    bench.figures["e2e_per_s_slow_receivers"] = measured["per_s"]
+    bench.figures["slow_receivers_vs_waiting"] = round(measured["per_s"] / waiting_bound, 2)
 
 
 def latency(bench: Bench) -> None:

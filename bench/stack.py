@@ -229,3 +229,13 @@ def start_web(env: Mapping[str, str], timeout: float = 60) -> tuple[ProcfileProc
     web = ProcfileProcess("web", {**env, "PORT": str(port)})
     wait_for_port(port, timeout)
     return web, f"http://127.0.0.1:{port}"
+
+
+def worker_pool(command: str) -> dict:
+    """The pool and how many deliveries run at once: `--concurrency` of one worker, or the
+    number of replicas the launcher (webhooks_worker.replicas) starts."""
+    pool = re.search(r"(?:--pool[= ]|-P ?)(\w+)", command)
+    concurrency = re.search(r"(?:--concurrency[= ]|-c ?|webhooks_worker\.replicas )(\d+)",
+                            command)
+    return {"pool": pool.group(1) if pool else "prefork",
+            "concurrency": int(concurrency.group(1)) if concurrency else os.cpu_count()}

@@ -74,7 +74,7 @@ def test_a_hanging_receiver_holds_a_lane_not_the_worker(
 
 def test_the_budget_and_the_slots_are_settings_with_bounds():
     defaults = load_settings({})
-    assert (defaults.slow_receiver_ms, defaults.slow_receiver_slots) == (100, 16)
+    assert (defaults.slow_receiver_ms, defaults.slow_receiver_slots) == (50, 16)
     chosen = load_settings({"WEBHOOKS_SLOW_RECEIVER_MS": "0", "WEBHOOKS_SLOW_RECEIVER_SLOTS": "4"})
     assert (chosen.slow_receiver_ms, chosen.slow_receiver_slots) == (0, 4)
     for name, value in (("WEBHOOKS_SLOW_RECEIVER_MS", "-1"),
@@ -86,18 +86,40 @@ def test_the_budget_and_the_slots_are_settings_with_bounds():
 
 def test_lanes_return_a_quick_result_and_finish_a_slow_one_on_the_lane():
     lanes, finished = _Lanes(), []
-    assert lanes.run(lambda: "quick", 1.0, 2, finished.append) == "quick"
+    assert lanes.run("r", lambda: "quick", 1.0, 2, finished.append) == "quick"
 
     def slow():
         time.sleep(0.5)
         return "slow"
 
     started = time.monotonic()
-    assert lanes.run(slow, 0.05, 2, lambda result: finished.append(
+    assert lanes.run("r", slow, 0.05, 2, lambda result: finished.append(
         (result, threading.current_thread().name))) is None
     assert time.monotonic() - started < 0.4  # the caller did not wait for it
     [(result, thread)] = wait_for(lambda: finished, timeout=5, message="the slow work")
     assert result == "slow" and thread.startswith("slow-lane")
+
+
+def test_a_receiver_known_to_be_slow_goes_to_a_lane_at_once_until_it_answers_in_time():
+    lanes, finished = _Lanes(), []
+
+    def taking(seconds: float):
+        def work():
+            time.sleep(seconds)
+            return seconds
+        return work
+
+    assert lanes.run("slow", taking(0.3), 0.1, 2, finished.append) is None
+    wait_for(lambda: finished == [0.3], timeout=5, message="the first slow answer")
+    started = time.monotonic()
+    assert lanes.run("slow", taking(0.3), 0.1, 2, finished.append) is None
+    assert time.monotonic() - started < 0.05  # no budget spent on it this time
+    assert lanes.run("other", taking(0.01), 0.1, 2, finished.append) == 0.01
+    wait_for(lambda: len(finished) == 2, timeout=5, message="the second slow answer")
+    # An answer within the budget (handed off at once all the same) forgets it.
+    assert lanes.run("slow", taking(0.01), 0.1, 2, finished.append) is None
+    wait_for(lambda: len(finished) == 3, timeout=5, message="the quick answer")
+    assert lanes.run("slow", taking(0.01), 0.1, 2, finished.append) == 0.01
 
 
 def test_a_process_holds_at_most_its_slots_of_slow_work():
@@ -108,9 +130,9 @@ def test_a_process_holds_at_most_its_slots_of_slow_work():
         time.sleep(0.6)
         return "slow"
 
-    assert lanes.run(slow, 0.01, 1, lambda result: None) is None
+    assert lanes.run("a", slow, 0.01, 1, lambda result: None) is None
     started = time.monotonic()
-    assert lanes.run(lambda: "next", 1.0, 1, lambda result: None) == "next"
+    assert lanes.run("b", lambda: "next", 1.0, 1, lambda result: None) == "next"
     assert time.monotonic() - started > 0.4
 
 

@@ -224,11 +224,13 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                      trigger=trigger, headers=headers)
     if finish_later is None or not settings.slow_receiver_ms:
         return finish(session, result=post())
-    result = lanes.run(post, settings.slow_receiver_ms / 1000, settings.slow_receiver_slots,
+    result = lanes.run(claim.subscription_id, post, settings.slow_receiver_ms / 1000,
+                       settings.slow_receiver_slots,
                        lambda late: finish_later(partial(finish, result=late)))
     if result is None:
-        logger.info("delivery %s attempt %s: no answer within %s ms, finishing on a slow lane",
-                    delivery_id, attempt_number, settings.slow_receiver_ms)
+        logger.info("delivery %s attempt %s: the receiver is slow (no answer within %s ms, "
+                    "now or last time), finishing on a slow lane", delivery_id,
+                    attempt_number, settings.slow_receiver_ms)
         return IN_FLIGHT
     return finish(session, result=result)
 

@@ -16,6 +16,12 @@ expires and the sweep sends the delivery again, as for a process killed mid-POST
 shutdown waits for the lanes (each bounded by its attempt's deadline) before the process
 exits (`worker_shutdown`).
 
+A receiver whose last answer came after the budget is remembered as slow (per process,
+the last `KNOWN_SLOW` of them): its next attempt goes to a lane at once, so a replica does
+not spend a budget on each attempt to it, and one answer within the budget forgets it.
+Receivers that take 200 ms then get up to `slots` attempts per process in flight instead of
+one per budget.
+
 When every lane of the process is busy the task waits for one, so a process holds at
 most `slots` slow attempts and falls back to waiting like a solo task past that. A lane
 stuck outside the HTTP deadline (name resolution) keeps its slot; once every slot is
@@ -28,13 +34,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
+KNOWN_SLOW = 4096
 
 
 class _Attempt(Generic[Result]):
@@ -56,6 +65,7 @@ class _Lanes:
         self._pid: int | None = None
         self._slots: threading.Semaphore | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._slow: OrderedDict[Hashable, None] = OrderedDict()
 
     def _ready(self, slots: int) -> tuple[threading.Semaphore, ThreadPoolExecutor]:
         with self._lock:
@@ -65,19 +75,22 @@ class _Lanes:
                 self._executor = ThreadPoolExecutor(slots, thread_name_prefix="slow-lane")
             return self._slots, self._executor
 
-    def run(self, work: Callable[[], Result], budget: float, slots: int,
+    def run(self, receiver: Hashable, work: Callable[[], Result], budget: float, slots: int,
             finish_later: Callable[[Result], None]) -> Result | None:
-        """`work()`'s result if it comes within `budget` seconds; else None, and
-        `finish_later(result)` runs on the lane thread once it does."""
+        """`work()`'s result if it comes within `budget` seconds (at once when `receiver` is
+        known to be slow); else None, and `finish_later(result)` runs on the lane thread
+        once it does."""
         free, executor = self._ready(slots)
         free.acquire()  # all lanes busy: wait for one, as a task without lanes would
         attempt: _Attempt[Result] = _Attempt()
         try:
-            executor.submit(self._run, attempt, work, free)
+            executor.submit(self._run, attempt, receiver, work, budget, free)
         except BaseException:
             free.release()
             raise
-        if attempt.answered.wait(budget):
+        with self._lock:
+            known_slow = receiver in self._slow
+        if attempt.answered.wait(0 if known_slow else budget):
             return attempt.result
         with attempt.lock:
             if attempt.answered.is_set():  # answered just now
@@ -85,10 +98,12 @@ class _Lanes:
             attempt.finish_later = finish_later
         return None
 
-    @staticmethod
-    def _run(attempt: _Attempt, work: Callable, free: threading.Semaphore) -> None:
+    def _run(self, attempt: _Attempt, receiver: Hashable, work: Callable, budget: float,
+             free: threading.Semaphore) -> None:
         try:
+            started = time.monotonic()
             result = work()
+            self._remember(receiver, slow=time.monotonic() - started > budget)
             with attempt.lock:
                 attempt.result = result
                 attempt.answered.set()
@@ -99,6 +114,16 @@ class _Lanes:
             logger.exception("a slow attempt could not be finished on its lane")
         finally:
             free.release()
+
+    def _remember(self, receiver: Hashable, slow: bool) -> None:
+        with self._lock:
+            if slow:
+                self._slow[receiver] = None
+                self._slow.move_to_end(receiver)
+                if len(self._slow) > KNOWN_SLOW:
+                    self._slow.popitem(last=False)
+            else:
+                self._slow.pop(receiver, None)
 
 
 lanes = _Lanes()
