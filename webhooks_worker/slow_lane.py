@@ -16,8 +16,8 @@ expires and the sweep sends the delivery again, as for a process killed mid-POST
 shutdown waits for the lanes (each bounded by its attempt's deadline) before the process
 exits (`worker_shutdown`).
 
-A receiver whose last answer came after the budget is remembered as slow (per process,
-the last `KNOWN_SLOW` of them): its next attempt goes to a lane at once, so a replica does
+A receiver that did not answer within the budget is remembered as slow (per process, the
+last `KNOWN_SLOW` of them): its next attempt goes to a lane at once, so a replica does
 not spend a budget on each attempt to it, and one answer within the budget forgets it.
 Receivers that take 200 ms then get up to `slots` attempts per process in flight instead of
 one per budget.
@@ -96,6 +96,7 @@ class _Lanes:
             if attempt.answered.is_set():  # answered just now
                 return attempt.result
             attempt.finish_later = finish_later
+        self._remember(receiver, slow=True)  # known at once, for the attempts right behind
         return None
 
     def _run(self, attempt: _Attempt, receiver: Hashable, work: Callable, budget: float,
