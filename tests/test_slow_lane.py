@@ -24,7 +24,7 @@ from webhooks_api.config import ConfigError, load_settings
 from webhooks_api.extensions import db
 from webhooks_worker import prepared
 from webhooks_worker.delivery import _CLAIM
-from webhooks_worker.slow_lane import _Lanes
+from webhooks_worker.slow_lane import PER_RECEIVER, _Lanes
 
 TIMEOUT_SECONDS = 5  # the shortest a subscription may have
 HANDED_OFF = "finishing on a slow lane"
@@ -134,6 +134,22 @@ def test_a_process_holds_at_most_its_slots_of_slow_work():
     started = time.monotonic()
     assert lanes.run("b", lambda: "next", 1.0, 1, lambda result: None) == "next"
     assert time.monotonic() - started > 0.4
+
+
+def test_a_receiver_gets_at_most_its_share_of_the_lanes():
+    """With PER_RECEIVER lanes of one receiver busy, its next attempt runs in the caller's
+    thread and returns its answer; another receiver still gets a lane."""
+    lanes = _Lanes()
+
+    def slow():
+        time.sleep(0.5)
+        return threading.current_thread().name
+
+    for _ in range(PER_RECEIVER):
+        assert lanes.run("busy", slow, 0.01, 16, lambda result: None) is None
+    assert lanes.run("busy", slow, 0.01, 16, lambda result: None) == \
+        threading.current_thread().name
+    assert lanes.run("other", slow, 0.01, 16, lambda result: None) is None
 
 
 def _backends_that_ran(app, marker: str) -> int:

@@ -22,6 +22,10 @@ not spend a budget on each attempt to it, and one answer within the budget forge
 Receivers that take 200 ms then get up to `slots` attempts per process in flight instead of
 one per budget.
 
+A receiver gets at most `PER_RECEIVER` lanes of a process: an attempt to a receiver that
+already has them waits for its answer in its task, as without lanes. Lanes must not turn a
+struggling receiver's few connections into dozens.
+
 When every lane of the process is busy the task waits for one, so a process holds at
 most `slots` slow attempts and falls back to waiting like a solo task past that. A lane
 stuck outside the HTTP deadline (name resolution) keeps its slot; once every slot is
@@ -44,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
 KNOWN_SLOW = 4096
+PER_RECEIVER = 4
 
 
 class _Attempt(Generic[Result]):
@@ -66,6 +71,7 @@ class _Lanes:
         self._slots: threading.Semaphore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slow: OrderedDict[Hashable, None] = OrderedDict()
+        self._in_flight: dict[Hashable, int] = {}
 
     def _ready(self, slots: int) -> tuple[threading.Semaphore, ThreadPoolExecutor]:
         with self._lock:
@@ -73,23 +79,27 @@ class _Lanes:
                 self._pid = os.getpid()
                 self._slots = threading.Semaphore(slots)
                 self._executor = ThreadPoolExecutor(slots, thread_name_prefix="slow-lane")
+                self._in_flight = {}
             return self._slots, self._executor
 
     def run(self, receiver: Hashable, work: Callable[[], Result], budget: float, slots: int,
             finish_later: Callable[[Result], None]) -> Result | None:
         """`work()`'s result if it comes within `budget` seconds (at once when `receiver` is
         known to be slow); else None, and `finish_later(result)` runs on the lane thread
-        once it does."""
+        once it does. With `PER_RECEIVER` lanes of `receiver` busy, `work()` runs here."""
         free, executor = self._ready(slots)
+        with self._lock:
+            if self._in_flight.get(receiver, 0) >= PER_RECEIVER:
+                return work()
+            self._in_flight[receiver] = self._in_flight.get(receiver, 0) + 1
+            known_slow = receiver in self._slow
         free.acquire()  # all lanes busy: wait for one, as a task without lanes would
         attempt: _Attempt[Result] = _Attempt()
         try:
             executor.submit(self._run, attempt, receiver, work, budget, free)
         except BaseException:
-            free.release()
+            self._done(receiver, free)
             raise
-        with self._lock:
-            known_slow = receiver in self._slow
         if attempt.answered.wait(0 if known_slow else budget):
             return attempt.result
         with attempt.lock:
@@ -114,7 +124,14 @@ class _Lanes:
         except Exception:  # the claim expires and the sweep sends the delivery again
             logger.exception("a slow attempt could not be finished on its lane")
         finally:
-            free.release()
+            self._done(receiver, free)
+
+    def _done(self, receiver: Hashable, free: threading.Semaphore) -> None:
+        with self._lock:
+            left = self._in_flight.pop(receiver) - 1
+            if left:
+                self._in_flight[receiver] = left
+        free.release()
 
     def _remember(self, receiver: Hashable, slow: bool) -> None:
         with self._lock:
