@@ -109,9 +109,19 @@ def test_broker_messages_and_connections_per_delivery(app, client, tenant, recei
     wait_for(lambda: len(deliveries_of(session)) == 10
              and all(d.status == "success" for d in deliveries_of(session)),
              message="ten deliveries")
-    with task_events._lock:
-        events = [e for e in task_events.events[first_event:] if e.get("uuid")]
-    names = {e["uuid"]: e["name"] for e in events if e["type"] == "task-received"}
+
+    def received() -> dict[str, str]:
+        with task_events._lock:
+            return {e["uuid"]: e["name"] for e in task_events.events[first_event:]
+                    if e["type"] == "task-received"}
+
+    # A task's events are flushed after it ran (and a slow lane may record a delivery before
+    # that), so wait for the deliver tasks' own events rather than the stored successes.
+    def ten_deliver_tasks() -> dict[str, str] | None:
+        found = received()
+        return found if list(found.values()).count("webhooks.deliver") >= 10 else None
+
+    names = wait_for(ten_deliver_tasks, message="ten deliver tasks received")
     wait_for(lambda: sum(1 for e in task_events.events if e.get("uuid") in names
                          and e["type"] == "task-succeeded") == len(names),
              message="every task's last event")
