@@ -13,8 +13,8 @@ next message.
 Letting the message go before the attempt is recorded loses nothing: the claim, not the
 message, holds the delivery. If the process dies with an attempt in flight, its claim
 expires and the sweep sends the delivery again, as for a process killed mid-POST. A warm
-shutdown waits for the lanes (each bounded by its attempt's deadline) before the process
-exits (`worker_shutdown`).
+shutdown lets the lanes finish: their threads are not daemons, so the interpreter joins
+them (each bounded by its attempt's deadline) before the process exits.
 
 A receiver that did not answer within the budget is remembered as slow (per process, the
 last `KNOWN_SLOW` of them): its next attempt goes to a lane at once, so a replica does
