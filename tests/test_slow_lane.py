@@ -30,7 +30,7 @@ TIMEOUT_SECONDS = 5  # the shortest a subscription may have
 HANDED_OFF = "finishing on a slow lane"
 
 
-@pytest.mark.parametrize("slow_receiver_ms", ["100", "0"])
+@pytest.mark.parametrize("slow_receiver_ms", ["50", "0"])
 def test_a_hanging_receiver_holds_a_lane_not_the_worker(
         client, tenant, receiver, test_env, session, slow_receiver_ms):
     """One solo replica. The first attempt to /hang hangs past its 5 s timeout; an event to
