@@ -136,12 +136,16 @@ def borrowed_connection() -> Iterator[None]:
     try:
         yield
     finally:
-        kept = (_kept.connection, _kept.owner)
+        connection, owner = _kept.connection, _kept.owner
         _kept.connection = _kept.owner = None
-        if kept[0] is not None:
-            with _stash_lock:
-                if kept[1][0] == os.getpid() and len(_stash) < _STASHED_MAX:
-                    _stash.append(kept)
-                    kept = None
-            if kept is not None:
-                kept[0].close()
+        if connection is not None and not _stashed(connection, owner):
+            connection.close()
+
+
+def _stashed(connection: Connection, owner: tuple[int, Engine]) -> bool:
+    """Put a kept connection back in the stash, unless it is full (or from another process)."""
+    with _stash_lock:
+        if owner[0] != os.getpid() or len(_stash) >= _STASHED_MAX:
+            return False
+        _stash.append((connection, owner))
+        return True
