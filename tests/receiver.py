@@ -30,6 +30,15 @@ class Reply:
     raw: Callable[[BinaryIO], None] | None = None
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog like a real receiver's (nginx 511, gunicorn 2048), not socketserver's
+    5: a worker's slow lanes may open several connections at once, and this test process's
+    accepting thread competes for the GIL with the test itself."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class Receiver:
     """Records every request (any method); `respond` decides each reply (default 200).
 
@@ -77,8 +86,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), Handler)
         if ssl_context is not None:
             self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
