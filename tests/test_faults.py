@@ -191,6 +191,43 @@ def test_postgres_restarted_while_delivering_loses_nothing(fault_env, private_po
         d["id"] for d in deliveries}
 
 
+@pytest.mark.parametrize("slow_receiver_ms", ["0", "20"])
+def test_postgres_lost_between_the_post_and_its_record_sends_it_once(
+        fault_env, private_postgres, receiver, tmp_path, slow_receiver_ms):
+    """The receiver stops PostgreSQL before it answers 200 and starts it again 1 s later.
+    The attempt, whose answer is in hand, is recorded once the database is back: in its
+    task (lanes off, "0") or on its slow lane (the receiver took > 20 ms). Left to the
+    task's retry, the claim would still hold the delivery, and the sweep would send the
+    webhook again once the claim expired (5 s timeout + 2 s margin)."""
+    env = {**fault_env, "WEBHOOKS_SLOW_RECEIVER_MS": slow_receiver_ms,
+           "DATABASE_URL": ensure_database(private_postgres.url, "webhooks_faults", fresh=True)}
+    cli(env, "db", "upgrade")
+    headers = tenant_via_cli(env, "tenant_pg_record")
+    restart = threading.Timer(1, private_postgres.start)
+
+    def respond(request):
+        if not restart.is_alive() and not restart.finished.is_set():
+            private_postgres.stop()
+            restart.start()
+        return Reply()
+
+    receiver.respond = respond
+    with processes.web(env, workers=1) as base, \
+            worker(env, "pg-record", beat_dir=tmp_path) as running:
+        api = Api(base, headers)
+        api.subscribe(receiver.url)
+        assert api.publish(1).status_code == 202
+        wait_for(restart.finished.is_set, timeout=60, message="PostgreSQL stopped and started")
+        [delivery] = wait_for(
+            lambda: [d for d in api.deliveries() if d["status"] == "success"], timeout=60,
+            interval=0.5, message="the delivery to be recorded")
+        assert "the database is unavailable (OperationalError" in running.log_text()
+        time.sleep(10)  # past the claim's expiry and the sweep's margin: no second POST
+    restart.join()
+    assert len(receiver.posts()) == 1
+    assert delivery["attempt_count"] == 1
+
+
 def test_receiver_down_for_the_whole_schedule_then_manual_retry(fault_env, api, session):
     port = free_port()  # nothing listens here: every attempt is refused
     api.subscribe(f"http://127.0.0.1:{port}/hook")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from functools import cache, partial
 
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from webhooks_api.circuit import Breaker
@@ -50,7 +51,7 @@ _CLAIM = Prepared("webhooks_claim", """
            OR d.next_retry_at <= now() + make_interval(secs => :early_slack))
     RETURNING d.tenant_id, d.subscription_id, d.event_type, d.created_at, e.event_id, e.body,
               e.occurred_at, s.url, s.headers, s.timeout_seconds, s.secret_ciphertext,
-              s.max_per_second,
+              s.max_per_second, s.slow_since IS NOT NULL AS known_slow,
               CASE WHEN s.previous_secret_expires_at > now()
                    THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
 """, {"delivery_id": "text", "attempt_number": "int", "manual": "boolean",
@@ -93,7 +94,16 @@ _RECORD_ATTEMPT = Prepared("webhooks_record_attempt", f"""
       "retry_in": "float8", "error": "text", "started_at": "timestamptz",
       "duration_ms": "int", "request_headers": "text", "response_status": "int",
       "response_headers": "text", "response_body": "text", "error_class": "text",
-      "error_message": "text", "succeeded": "boolean", "disable_after": "int"})
+      "error_message": "text", "succeeded": "boolean", "answered_slowly": "boolean",
+      "disable_after": "int"})
+
+# The first attempt that had to be left to a slow lane tells every worker, through the
+# subscription, to leave the next ones to a lane at once; the record of an answer in time
+# clears it (health.COUNT_ATTEMPT).
+_MARK_SLOW = Prepared("webhooks_mark_slow", """
+    UPDATE subscriptions SET slow_since = now() WHERE id = :subscription_id
+      AND slow_since IS NULL
+""", {"subscription_id": "text"})
 
 # The circuit breaker is open or the rate limit used up: no attempt now. The claim is let
 # go and the same attempt number is due after `delay`, unless that is past the end of the
@@ -136,6 +146,12 @@ IN_FLIGHT = Outcome("in_flight")
 
 # Records a finished POST's attempt with the given session (`finish_attempt`, bound).
 Finish = Callable[[Session], "Outcome | None"]
+
+# Pauses before an attempt whose answer is in hand is recorded again after a database
+# error: ~1 min in all, within the claim's margin over the request timeout. Left to the
+# task's own retry, the claim would still hold the delivery: the retry would claim nothing,
+# and the sweep would send the webhook a second time once the claim expired.
+RECORD_RETRIES = (0.5, 1, 2, 4, 8, 16, 30)
 
 
 @cache
@@ -223,16 +239,38 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                      delivery_id=delivery_id, attempt_number=attempt_number,
                      trigger=trigger, headers=headers)
     if finish_later is None or not settings.slow_receiver_ms:
-        return finish(session, result=post())
+        return record_patiently(session, partial(finish, result=post()), delivery_id,
+                                attempt_number)
     result = lanes.run(claim.subscription_id, post, settings.slow_receiver_ms / 1000,
                        settings.slow_receiver_slots,
-                       lambda late: finish_later(partial(finish, result=late)))
+                       lambda late: finish_later(partial(finish, result=late)),
+                       known_slow=claim.known_slow)
     if result is None:
-        logger.info("delivery %s attempt %s: the receiver is slow (no answer within %s ms, "
-                    "now or last time), finishing on a slow lane", delivery_id,
-                    attempt_number, settings.slow_receiver_ms)
+        if not claim.known_slow:
+            prepared.run(_MARK_SLOW, {"subscription_id": claim.subscription_id})
+        logger.info("delivery %s attempt %s: the receiver is slow (%s), finishing on a slow "
+                    "lane", delivery_id, attempt_number,
+                    "known to answer late" if claim.known_slow
+                    else f"no answer within {settings.slow_receiver_ms} ms")
         return IN_FLIGHT
-    return finish(session, result=result)
+    return record_patiently(session, partial(finish, result=result), delivery_id,
+                            attempt_number)
+
+
+def record_patiently(session: Session, finish: Finish, delivery_id: str,
+                     attempt_number: int) -> Outcome | None:
+    """`finish(session)`, again after each of the `RECORD_RETRIES` pauses while the
+    database is unavailable; its error once they are spent."""
+    for pause in RECORD_RETRIES:
+        try:
+            return finish(session)
+        except OperationalError as error:
+            session.rollback()
+            logger.warning("delivery %s attempt %s: the database is unavailable (%s: %s); "
+                           "recording again in %g s", delivery_id, attempt_number,
+                           type(error).__name__, str(error.orig).splitlines()[0], pause)
+            time.sleep(pause)
+    return finish(session)
 
 
 def finish_attempt(session: Session, *, settings: Settings, claim, breaker: Breaker,
@@ -281,6 +319,11 @@ def defer(session: Session, settings: Settings, claim, delivery_id: str,
         delivery_id, attempt_number, trigger, claim.event_type, claim.url))
 
 
+def answered_slowly(settings: Settings, result: http.HttpResult) -> bool:
+    """Later than the slow-receiver budget (never, with slow lanes off)."""
+    return 0 < settings.slow_receiver_ms < result.duration_ms
+
+
 def record_attempt(session: Session, settings: Settings, claim, delivery_id: str,
                    attempt_number: int, trigger: str, headers: dict[str, str],
                    result: http.HttpResult, decided: Outcome) -> Outcome | None:
@@ -301,6 +344,7 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
         "response_body": result.body_excerpt,
         "error_class": result.error_class, "error_message": result.error_message,
         "succeeded": result.succeeded,
+        "answered_slowly": answered_slowly(settings, result),
         "disable_after": settings.disable_after_failing_seconds,
     }
     if result.succeeded:  # the common case: one statement, its own transaction

@@ -16,11 +16,12 @@ expires and the sweep sends the delivery again, as for a process killed mid-POST
 shutdown lets the lanes finish: their threads are not daemons, so the interpreter joins
 them (each bounded by its attempt's deadline) before the process exits.
 
-A receiver that did not answer within the budget is remembered as slow (per process, the
-last `KNOWN_SLOW` of them): its next attempt goes to a lane at once, so a replica does
-not spend a budget on each attempt to it, and one answer within the budget forgets it.
-Receivers that take 200 ms then get up to `slots` attempts per process in flight instead of
-one per budget.
+A receiver that did not answer within the budget is known to be slow from then on, to
+every worker: the caller marks its subscription (webhooks_worker.delivery) and passes
+`known_slow` for its next attempts, which go to a lane at once, so no replica of any
+worker spends a budget on it again; the record of one answer within the budget clears the
+mark. Receivers that take 200 ms then get up to `slots` attempts per process in flight
+instead of one per budget.
 
 A receiver gets at most `PER_RECEIVER` lanes of a process: an attempt to a receiver that
 already has them waits for its answer in its task, as without lanes. Lanes must not turn a
@@ -38,8 +39,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -47,7 +46,6 @@ from typing import Generic, TypeVar
 logger = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
-KNOWN_SLOW = 4096
 PER_RECEIVER = 4
 
 
@@ -70,7 +68,6 @@ class _Lanes:
         self._pid: int | None = None
         self._slots: threading.Semaphore | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._slow: OrderedDict[Hashable, None] = OrderedDict()
         self._in_flight: dict[Hashable, int] = {}
 
     def _ready(self, slots: int) -> tuple[threading.Semaphore, ThreadPoolExecutor]:
@@ -83,20 +80,19 @@ class _Lanes:
             return self._slots, self._executor
 
     def run(self, receiver: Hashable, work: Callable[[], Result], budget: float, slots: int,
-            finish_later: Callable[[Result], None]) -> Result | None:
-        """`work()`'s result if it comes within `budget` seconds (at once when `receiver` is
-        known to be slow); else None, and `finish_later(result)` runs on the lane thread
+            finish_later: Callable[[Result], None], known_slow: bool = False) -> Result | None:
+        """`work()`'s result if it comes within `budget` seconds (none at all when
+        `known_slow`); else None, and `finish_later(result)` runs on the lane thread
         once it does. With `PER_RECEIVER` lanes of `receiver` busy, `work()` runs here."""
         free, executor = self._ready(slots)
         with self._lock:
             if self._in_flight.get(receiver, 0) >= PER_RECEIVER:
                 return work()
             self._in_flight[receiver] = self._in_flight.get(receiver, 0) + 1
-            known_slow = receiver in self._slow
         free.acquire()  # all lanes busy: wait for one, as a task without lanes would
         attempt: _Attempt[Result] = _Attempt()
         try:
-            executor.submit(self._run, attempt, receiver, work, budget, free)
+            executor.submit(self._run, attempt, receiver, work, free)
         except BaseException:
             self._done(receiver, free)
             raise
@@ -106,15 +102,12 @@ class _Lanes:
             if attempt.answered.is_set():  # answered just now
                 return attempt.result
             attempt.finish_later = finish_later
-        self._remember(receiver, slow=True)  # known at once, for the attempts right behind
         return None
 
-    def _run(self, attempt: _Attempt, receiver: Hashable, work: Callable, budget: float,
+    def _run(self, attempt: _Attempt, receiver: Hashable, work: Callable,
              free: threading.Semaphore) -> None:
         try:
-            started = time.monotonic()
             result = work()
-            self._remember(receiver, slow=time.monotonic() - started > budget)
             with attempt.lock:
                 attempt.result = result
                 attempt.answered.set()
@@ -132,16 +125,6 @@ class _Lanes:
             if left:
                 self._in_flight[receiver] = left
         free.release()
-
-    def _remember(self, receiver: Hashable, slow: bool) -> None:
-        with self._lock:
-            if slow:
-                self._slow[receiver] = None
-                self._slow.move_to_end(receiver)
-                if len(self._slow) > KNOWN_SLOW:
-                    self._slow.popitem(last=False)
-            else:
-                self._slow.pop(receiver, None)
 
 
 lanes = _Lanes()

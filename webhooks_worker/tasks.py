@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from functools import partial
 
 from flask import Flask, current_app
@@ -21,15 +20,11 @@ from webhooks_api.queue import (
 )
 
 from . import prepared
-from .delivery import Finish, Outcome, attempt_delivery
+from .delivery import Finish, Outcome, attempt_delivery, record_patiently
 from .publishing import publish_stored_or_new
 from .sweep import sweep as sweep_stalled
 
 logger = logging.getLogger(__name__)
-
-# Pauses before a slow lane records its attempt again after a database error: ~1 min in
-# all, within the claim's margin over the request timeout.
-LANE_RECORD_RETRIES = (0.5, 1, 2, 4, 8, 16, 30)
 
 # A database blip is transient: try again shortly rather than drop the message.
 _DB_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60,
@@ -74,24 +69,13 @@ def deliver(self, delivery_id: str, attempt_number: int = 1, trigger: str = "aut
 
 def _finish_on_lane(app: Flask, delivery_id: str, attempt_number: int, trigger: str,
                     finish: Finish) -> None:
-    """On a slow lane, once the receiver answered: record the attempt, send the next.
+    """On a slow lane, once the receiver answered: record the attempt (waiting out a
+    database blip, as the task would), send the next.
 
     Lanes are many and mostly idle, and a kept connection is a PostgreSQL backend: a lane
-    borrows one for the record and gives it back. The answer is in hand, so a database
-    blip is waited out here (`LANE_RECORD_RETRIES`) rather than left to the claim's
-    expiry and the sweep, which would send the webhook again."""
+    borrows one for the record and gives it back."""
     with app.app_context(), prepared.borrowed_connection():
-        for pause in (*LANE_RECORD_RETRIES, None):
-            try:
-                outcome = finish(db.session)
-                break
-            except OperationalError:
-                db.session.rollback()
-                if pause is None:
-                    raise
-                logger.warning("delivery %s attempt %s: the database is unavailable; "
-                               "recording again in %g s", delivery_id, attempt_number, pause)
-                time.sleep(pause)
+        outcome = record_patiently(db.session, finish, delivery_id, attempt_number)
         if outcome is not None and outcome.retry_in is not None:
             deliver.apply_async(**_next_attempt(delivery_id, attempt_number, trigger, outcome))
 
