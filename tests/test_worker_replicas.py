@@ -83,7 +83,7 @@ def test_a_killed_replica_is_replaced_and_deliveries_go_on(client, tenant, recei
 
 def test_sigterm_lets_the_attempt_in_flight_finish_then_every_replica_exits(
         client, tenant, receiver, test_env, session):
-    """The receiver takes 2 s: the task hands the attempt to a slow lane after 20 ms and
+    """The receiver takes 2 s: the task hands the attempt to a slow lane after 10 ms and
     returns (webhooks_worker.slow_lane), and the warm shutdown waits for the lane."""
     def slow(request):
         time.sleep(2)

@@ -122,8 +122,8 @@ class Settings:
     # A receiver that has not answered within this many ms finishes its attempt on one of
     # the worker process's slow lanes, so the worker takes its next message (0: every
     # attempt waits in its task); at most `slow_receiver_slots` such attempts per process.
-    slow_receiver_ms: int = 20
-    slow_receiver_slots: int = 16
+    slow_receiver_ms: int = 10
+    slow_receiver_slots: int = 64
     # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
     debug: bool = False
 
@@ -236,8 +236,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         circuit_failure_threshold=integer("WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD", 0),
         circuit_window_seconds=integer("WEBHOOKS_CIRCUIT_WINDOW_SECONDS", 60, 1),
         circuit_open_seconds=integer("WEBHOOKS_CIRCUIT_OPEN_SECONDS", 30, 1),
-        slow_receiver_ms=integer("WEBHOOKS_SLOW_RECEIVER_MS", 20),
-        slow_receiver_slots=integer("WEBHOOKS_SLOW_RECEIVER_SLOTS", 16, 1),
+        slow_receiver_ms=integer("WEBHOOKS_SLOW_RECEIVER_MS", 10),
+        slow_receiver_slots=integer("WEBHOOKS_SLOW_RECEIVER_SLOTS", 64, 1),
     )
     _check_encryption_keys(settings.encryption_keys)
     if settings.ca_bundle and not os.path.exists(settings.ca_bundle):

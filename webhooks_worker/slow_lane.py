@@ -27,11 +27,12 @@ A receiver gets at most `PER_RECEIVER` lanes of a process: an attempt to a recei
 already has them waits for its answer in its task, as without lanes. Lanes must not turn a
 struggling receiver's few connections into dozens.
 
-When every lane of the process is busy the task waits for one, so a process holds at
-most `slots` slow attempts and falls back to waiting like a solo task past that. A lane
-stuck outside the HTTP deadline (name resolution) keeps its slot; once every slot is
-stuck, the next task waits past the task time limit and its replica is replaced
-(webhooks_worker.time_limit).
+When every lane of the process is busy, an attempt runs in its task, as without lanes: a
+process holds at most `slots` slow attempts, and a healthy receiver's answer does not wait
+for a lane held by a slow one (waiting for a free lane held one task of a head-of-line run
+for 0.95 s, until a hanging attempt timed out). A lane stuck outside the HTTP deadline
+(name resolution) keeps its slot; a task stuck the same way passes the task time limit and
+its replica is replaced (webhooks_worker.time_limit).
 """
 
 from __future__ import annotations
@@ -83,13 +84,14 @@ class _Lanes:
             finish_later: Callable[[Result], None], known_slow: bool = False) -> Result | None:
         """`work()`'s result if it comes within `budget` seconds (none at all when
         `known_slow`); else None, and `finish_later(result)` runs on the lane thread
-        once it does. With `PER_RECEIVER` lanes of `receiver` busy, `work()` runs here."""
+        once it does. With `PER_RECEIVER` lanes of `receiver` busy, or every lane, `work()`
+        runs here."""
         free, executor = self._ready(slots)
         with self._lock:
-            if self._in_flight.get(receiver, 0) >= PER_RECEIVER:
+            if (self._in_flight.get(receiver, 0) >= PER_RECEIVER
+                    or not free.acquire(blocking=False)):
                 return work()
             self._in_flight[receiver] = self._in_flight.get(receiver, 0) + 1
-        free.acquire()  # all lanes busy: wait for one, as a task without lanes would
         attempt: _Attempt[Result] = _Attempt()
         try:
             executor.submit(self._run, attempt, receiver, work, free)
