@@ -37,9 +37,6 @@ logger = logging.getLogger(__name__)
 GONE = 410
 # A countdown may fire a little before the database's clock says the retry is due.
 EARLY_SLACK_SECONDS = 2
-# How long an attempt to a slow receiver whose lanes are all busy is put off (at most its
-# timeout).
-BUSY_RECEIVER_DELAY_SECONDS = 5
 
 _CLAIM = Prepared("webhooks_claim", """
     UPDATE deliveries d
@@ -233,13 +230,6 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
         # Never failed for it: the limit is the tenant's own choice, not an endpoint fault.
         return defer(session, settings, claim, delivery_id, attempt_number, trigger,
                      over_limit, "rate limit", fail_after_schedule=False)
-    if (claim.known_slow and trigger != "manual" and finish_later is not None
-            and settings.slow_receiver_ms and lanes.full(claim.subscription_id)):
-        # Waited for in the task, it would hold the worker as a hanging receiver did
-        # before lanes; its lanes free up within its timeout.
-        return defer(session, settings, claim, delivery_id, attempt_number, trigger,
-                     min(claim.timeout_seconds, BUSY_RECEIVER_DELAY_SECONDS),
-                     "receiver busy: every slow lane it may use is waiting on it")
 
     body = claim.body.encode("utf-8")
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)

@@ -23,12 +23,9 @@ worker spends a budget on it again; the record of one answer within the budget c
 mark. Receivers that take 200 ms then get up to `slots` attempts per process in flight
 instead of one per budget.
 
-A receiver gets at most `PER_RECEIVER` lanes of a process: lanes must not turn a
-struggling receiver's few connections into dozens. An attempt to a receiver known to be
-slow that already has them is put off by the caller (`full`; webhooks_worker.delivery
-defers it, as the circuit breaker does): waited for in its task, it would hold the worker
-for the receiver's timeout again. Any other attempt past the cap waits for its answer in
-its task, as without lanes.
+A receiver gets at most `PER_RECEIVER` lanes of a process: an attempt to a receiver that
+already has them waits for its answer in its task, as without lanes. Lanes must not turn a
+struggling receiver's few connections into dozens.
 
 When every lane of the process is busy, an attempt runs in its task, as without lanes: a
 process holds at most `slots` slow attempts, and a healthy receiver's answer does not wait
@@ -108,11 +105,6 @@ class _Lanes:
                 return attempt.result
             attempt.finish_later = finish_later
         return None
-
-    def full(self, receiver: Hashable) -> bool:
-        """Whether `receiver` has all the lanes of this process it may have."""
-        with self._lock:
-            return self._in_flight.get(receiver, 0) >= PER_RECEIVER
 
     def _run(self, attempt: _Attempt, receiver: Hashable, work: Callable,
              free: threading.Semaphore) -> None:
