@@ -11,12 +11,13 @@ from tests.engine_support import (
     create_subscription,
     deliveries_of,
     event_row,
+    isolated_worker,
     publish_via_api,
     store_without_messages,
     wait_until_recorded,
 )
 from tests.helpers import wait_for
-from tests.receiver import Reply
+from tests.receiver import Receiver, Reply
 from webhooks_api.extensions import db
 from webhooks_worker.delivery import attempt_delivery
 from webhooks_worker.publishing import publish_stored_or_new
@@ -142,6 +143,29 @@ def test_broker_messages_and_connections_per_delivery(app, client, tenant, recei
     print(f"\nper delivery: 1 deliver message + {len(deliver_events) // 10} events; "
           f"per event: 1 publish message + {len(publish_events) // 10} events; "
           f"HTTP connections for 10 deliveries: {receiver.connections}")
+
+
+def test_connections_are_kept_for_more_receivers_than_urllib3_keeps_by_default(
+        client, tenant, test_env):
+    """One replica delivers four events to 15 receivers, each on a port of its own (a pool
+    each): after the first event, every delivery reuses its receiver's connection. With
+    urllib3's default of 10 pools, cycling through 15 would open a new connection almost
+    every time (~60 in all)."""
+    receivers = [Receiver().start() for _ in range(15)]
+    try:
+        for receiver in receivers:
+            create_subscription(client, tenant, receiver.url, ["invoice.created"])
+        with isolated_worker(test_env, concurrency=1) as worker:
+            for number in range(1, 5):
+                worker.publish(event_type="invoice.created", event_data={"n": number},
+                               tenant_id=tenant["id"])
+                wait_for(lambda n=number: all(len(r.posts()) == n for r in receivers),
+                         timeout=60, message=f"event {number} at every receiver")
+        opened = sum(receiver.connections for receiver in receivers)
+        assert opened <= len(receivers) + 2, f"{opened} connections for 60 deliveries"
+    finally:
+        for receiver in receivers:
+            receiver.stop()
 
 
 def test_the_publish_api_reads_nothing_back_after_its_commit(app, client, tenant):

@@ -54,6 +54,12 @@ from .watchdog import watchdog
 
 logger = logging.getLogger(__name__)
 
+# Receivers (pinned address, port and TLS name) whose kept-alive connections a process
+# keeps, least recently used first out. urllib3's default of 10 made a worker serving more
+# receivers than that open a new connection (and TLS handshake) for nearly every delivery.
+# Each is an open file while idle: 200, at one or two connections each, stays well inside
+# the usual limit of 1,024 open files per process.
+KEPT_RECEIVERS = 200
 MAX_RESPONSE_BYTES = 64 * 1024
 STORED_RESPONSE_BYTES = 4 * 1024
 
@@ -204,7 +210,7 @@ class DeliverySession:
 
     def __init__(self, refuse_private: bool):
         self._refuse_private = refuse_private
-        self._pools = PoolManager(num_pools=10, maxsize=10)
+        self._pools = PoolManager(num_pools=KEPT_RECEIVERS, maxsize=10)
         # Pools whose connections honour the attempt's wall-clock deadline.
         self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
