@@ -5,7 +5,8 @@ its main port and records when each request arrived (`time.monotonic()`, CLOCK_M
 which every process of the machine shares) with its `X-Webhook-Event-Id`. A POST under
 `/slow/` is answered after `SLOW_SECONDS`, as a receiver across the internet that does some
 work answers. A second port accepts requests and never answers: an endpoint that hangs
-until the sender's timeout.
+until the sender's timeout. `RECEIVER_PORTS` more ports answer like the main one, so that a
+scenario can address that many receivers (a sender keeps a connection pool per port).
 
 Control requests on the main port (GET, so they never count as deliveries):
 `/_stats` (counters), `/_records` (arrivals since the last reset), `/_reset`.
@@ -26,6 +27,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 SLOW_SECONDS = 0.2
+RECEIVER_PORTS = 100
 
 
 class _Stats:
@@ -127,8 +129,11 @@ async def _serve(port: int, hang_port: int) -> None:
                                     backlog=1024)
     hanging = await loop.create_server(lambda: _HangingProtocol(stats), "127.0.0.1",
                                        hang_port, backlog=1024)
+    more = [await loop.create_server(lambda: _HttpProtocol(stats), "127.0.0.1", 0,
+                                     backlog=1024) for _ in range(RECEIVER_PORTS)]
     ports = {"port": fast.sockets[0].getsockname()[1],
-             "hang_port": hanging.sockets[0].getsockname()[1]}
+             "hang_port": hanging.sockets[0].getsockname()[1],
+             "receiver_ports": [server.sockets[0].getsockname()[1] for server in more]}
     print(json.dumps(ports), flush=True)
     await asyncio.Event().wait()
 
@@ -142,6 +147,7 @@ class ReceiverProcess:
             text=True)
         ports = json.loads(self.process.stdout.readline())
         self.port, self.hang_port = ports["port"], ports["hang_port"]
+        self.receiver_ports = ports["receiver_ports"]
         self.control = requests.Session()
 
     @property
@@ -153,6 +159,10 @@ class ReceiverProcess:
 
     def slow_url(self, name: str) -> str:
         return f"{self.base_url}/slow/{name}"
+
+    def port_url(self, name: str, index: int) -> str:
+        """A URL on the `index`-th of the receiver ports: another receiver, to a sender."""
+        return f"http://127.0.0.1:{self.receiver_ports[index]}/hook/{name}"
 
     def hanging_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.hang_port}/hook/{name}"

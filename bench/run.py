@@ -57,13 +57,14 @@ SCENARIOS = {
     "fanout": scenarios.fanout,
     "hol": scenarios.head_of_line,
     "slow": scenarios.slow_receivers,
+    "ports": scenarios.many_ports,
     "api": scenarios.publish_api,
     "cost": cost,
     "memory": memory.reach_target,  # sampled all along; this tops the run up to the target
     "profile": profile.profiled_throughput,  # --profile: an extra run, never a figure
 }
-DEFAULT_SCENARIOS = ("floor", "throughput", "latency", "fanout", "hol", "slow", "api", "cost",
-                     "memory")
+DEFAULT_SCENARIOS = ("floor", "throughput", "ports", "latency", "fanout", "hol", "slow",
+                     "api", "cost", "memory")
 NEEDS_NO_WORKER = {"floor", "api", "cost"}
 RESULTS_FILE = stack.RESULTS / "latest.json"
 

@@ -18,7 +18,7 @@ from webhooks_api.services.tenants import create_api_key
 from . import stack
 from .ceiling import run_ceiling
 from .loadgen import measure_receiver
-from .receiver import SLOW_SECONDS
+from .receiver import RECEIVER_PORTS, SLOW_SECONDS
 from .report import arrival_latencies, latency_summary
 from .workload import (
     EVENT_TYPE,
@@ -145,6 +145,22 @@ def slow_receivers(bench: Bench) -> None:
                                        "waiting_bound_per_s": waiting_bound}
     bench.figures["e2e_per_s_slow_receivers"] = measured["per_s"]
     bench.figures["slow_receivers_vs_waiting"] = round(measured["per_s"] / waiting_bound, 2)
+
+
+def many_ports(bench: Bench) -> None:
+    """End-to-end deliveries/s to 100 receivers on 100 ports (a connection pool each in every
+    worker process), against the 100-subscription throughput on one port when it ran too:
+    what a worker keeps alive for many receivers, and the connections it opens."""
+    events = bench.sizes["events_100sub"]
+    urls = [bench.receiver.port_url(f"ports-{index}", index)
+            for index in range(RECEIVER_PORTS)]
+    measured = end_to_end(bench, "ports", RECEIVER_PORTS, events, urls)
+    bench.details["many_ports"] = measured
+    bench.figures["e2e_per_s_100ports"] = measured["per_s"]
+    bench.figures["receiver_connections_per_delivery_100ports"] = round(
+        measured["receiver_connections"] / measured["deliveries"], 4)
+    if one_port := bench.figures.get("e2e_per_s_100sub"):
+        bench.figures["ports_vs_one_port"] = round(measured["per_s"] / one_port, 3)
 
 
 def latency(bench: Bench) -> None:
