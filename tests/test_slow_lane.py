@@ -203,6 +203,34 @@ def test_a_receiver_gets_at_most_its_share_of_the_lanes():
     assert lanes.run("other", slow, 0.01, 16, lambda result: None) is None
 
 
+def test_an_attempt_run_in_its_task_holds_no_lock_over_the_lanes():
+    """While one receiver's attempt waits in its caller (its lanes full), another thread's
+    attempt to another receiver still gets a lane and its answer at once."""
+    lanes = _Lanes()
+
+    def slow():
+        time.sleep(1.0)
+        return "slow"
+
+    for _ in range(PER_RECEIVER):
+        assert lanes.run("busy", slow, 0.01, 16, lambda result: None) is None
+    answered_after: list[float] = []
+
+    def other_receiver():
+        started = time.monotonic()
+        assert lanes.run("other", lambda: "quick", 1.0, 16, lambda result: None) == "quick"
+        answered_after.append(time.monotonic() - started)
+
+    def inline():
+        thread = threading.Thread(target=other_receiver)
+        thread.start()
+        thread.join(5)
+        return "inline"
+
+    assert lanes.run("busy", inline, 0.01, 16, lambda result: None) == "inline"
+    assert answered_after and answered_after[0] < 0.5, answered_after
+
+
 def _backends_that_ran(app, marker: str) -> int:
     with app.app_context(), db.engine.connect() as connection:
         return connection.execute(text(

@@ -239,12 +239,12 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
                      delivery_id=delivery_id, attempt_number=attempt_number,
                      trigger=trigger, headers=headers)
     if finish_later is None or not settings.slow_receiver_ms:
-        return record_patiently(session, partial(finish, result=post()), delivery_id,
-                                attempt_number)
-    result = lanes.run(claim.subscription_id, post, settings.slow_receiver_ms / 1000,
-                       settings.slow_receiver_slots,
-                       lambda late: finish_later(partial(finish, result=late)),
-                       known_slow=claim.known_slow)
+        result = post()
+    else:
+        result = lanes.run(claim.subscription_id, post, settings.slow_receiver_ms / 1000,
+                           settings.slow_receiver_slots,
+                           lambda late: finish_later(partial(finish, result=late)),
+                           known_slow=claim.known_slow)
     if result is None:
         if not claim.known_slow:
             prepared.run(_MARK_SLOW, {"subscription_id": claim.subscription_id})

@@ -67,18 +67,17 @@ class _Lanes:
     def __init__(self):
         self._lock = threading.Lock()
         self._pid: int | None = None
-        self._slots: threading.Semaphore | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._in_flight: dict[Hashable, int] = {}
+        self._in_flight: dict[Hashable, int] = {}  # busy lanes per receiver
+        self._busy = 0  # busy lanes in all
 
-    def _ready(self, slots: int) -> tuple[threading.Semaphore, ThreadPoolExecutor]:
-        with self._lock:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._slots = threading.Semaphore(slots)
-                self._executor = ThreadPoolExecutor(slots, thread_name_prefix="slow-lane")
-                self._in_flight = {}
-            return self._slots, self._executor
+    def _ready(self, slots: int) -> ThreadPoolExecutor:
+        """This process's executor; the caller holds the lock."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._executor = ThreadPoolExecutor(slots, thread_name_prefix="slow-lane")
+            self._in_flight, self._busy = {}, 0
+        return self._executor
 
     def run(self, receiver: Hashable, work: Callable[[], Result], budget: float, slots: int,
             finish_later: Callable[[Result], None], known_slow: bool = False) -> Result | None:
@@ -86,17 +85,19 @@ class _Lanes:
         `known_slow`); else None, and `finish_later(result)` runs on the lane thread
         once it does. With `PER_RECEIVER` lanes of `receiver` busy, or every lane, `work()`
         runs here."""
-        free, executor = self._ready(slots)
         with self._lock:
-            if (self._in_flight.get(receiver, 0) >= PER_RECEIVER
-                    or not free.acquire(blocking=False)):
-                return work()
-            self._in_flight[receiver] = self._in_flight.get(receiver, 0) + 1
+            executor = self._ready(slots)
+            full = self._in_flight.get(receiver, 0) >= PER_RECEIVER or self._busy >= slots
+            if not full:
+                self._in_flight[receiver] = self._in_flight.get(receiver, 0) + 1
+                self._busy += 1
+        if full:  # outside the lock: the lanes finishing meanwhile need it
+            return work()
         attempt: _Attempt[Result] = _Attempt()
         try:
-            executor.submit(self._run, attempt, receiver, work, free)
+            executor.submit(self._run, attempt, receiver, work)
         except BaseException:
-            self._done(receiver, free)
+            self._done(receiver)
             raise
         if attempt.answered.wait(0 if known_slow else budget):
             return attempt.result
@@ -106,8 +107,7 @@ class _Lanes:
             attempt.finish_later = finish_later
         return None
 
-    def _run(self, attempt: _Attempt, receiver: Hashable, work: Callable,
-             free: threading.Semaphore) -> None:
+    def _run(self, attempt: _Attempt, receiver: Hashable, work: Callable) -> None:
         try:
             result = work()
             with attempt.lock:
@@ -119,14 +119,14 @@ class _Lanes:
         except Exception:  # the claim expires and the sweep sends the delivery again
             logger.exception("a slow attempt could not be finished on its lane")
         finally:
-            self._done(receiver, free)
+            self._done(receiver)
 
-    def _done(self, receiver: Hashable, free: threading.Semaphore) -> None:
+    def _done(self, receiver: Hashable) -> None:
         with self._lock:
             left = self._in_flight.pop(receiver) - 1
             if left:
                 self._in_flight[receiver] = left
-        free.release()
+            self._busy -= 1
 
 
 lanes = _Lanes()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 
 from flask import Flask, current_app
@@ -23,8 +22,6 @@ from . import prepared
 from .delivery import Finish, Outcome, attempt_delivery, record_patiently
 from .publishing import publish_stored_or_new
 from .sweep import sweep as sweep_stalled
-
-logger = logging.getLogger(__name__)
 
 # A database blip is transient: try again shortly rather than drop the message.
 _DB_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60,
