@@ -6,7 +6,7 @@ the same values for an app built with a test configuration. Every name below was
 against Celery 5.7's `celery.app.defaults` and the code that reads it.
 """
 
-from webhooks_api.config import load_settings
+from webhooks_api.config import ConfigError, load_settings, worker_refusal
 from webhooks_api.queue import (
     DELIVER_QUEUE,
     DELIVER_TASK,
@@ -19,7 +19,10 @@ from webhooks_api.queue import (
 )
 from webhooks_api.queue import task_queues as _task_queues
 
-_settings = load_settings()
+try:
+    _settings = load_settings()
+except ConfigError as error:
+    raise worker_refusal(error) from None
 
 # Where tasks travel; Redis by default (DESIGN.md "Running").
 broker_url = _settings.broker_url
@@ -41,13 +44,13 @@ task_acks_late = True
 # ...but a task that crashed its worker process is not re-queued forever (docs warning);
 # the claim expiry and the sweep recover its delivery instead.
 task_reject_on_worker_lost = False
-# Backstop for a process stuck outside the HTTP deadline (DNS, a lock): killed, and its
-# delivery swept once the claim expires; above the longest request timeout. Prefork kills
-# the child; under the solo pool of the Procfile's replicas webhooks_worker.time_limit does.
+# Backstop for a task stuck outside the HTTP deadline (DNS, a lock): ended, and its
+# delivery swept once the claim expires; above the longest request timeout. The gevent
+# pool raises gevent.Timeout in the task's greenlet (prefork kills the child).
 task_time_limit = _settings.task_time_limit_seconds
-# One message at a time per process: a reserved message waits behind the slow ones reserved
-# before it and bypasses the queue order (fresh deliveries before retries); measured,
-# prefetch 4 let a backlog of retries delay first attempts (docs/PERFORMANCE.md).
+# Reserve no more messages than the pool runs at once (its concurrency): a reserved message
+# waits behind the ones before it and bypasses the queue order (fresh deliveries before
+# retries).
 worker_prefetch_multiplier = 1
 # Countdown (ETA) messages a worker may hold in memory; past it the worker takes no new
 # message until some fire (celery QoS max_prefetch), so size it for the retries expected.

@@ -10,11 +10,13 @@ test.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.helpers import wait_for
 from tests.receiver import Receiver
+from tests.tls_support import tls_receiver  # noqa: F401  (a fixture for every module)
 from webhooks_api import create_app
 from webhooks_api.embedded import RedisServer, ensure_database, reachable, start_postgres
 from webhooks_api.extensions import db
@@ -33,6 +36,8 @@ VAR = ROOT / "var"
 TABLES = "delivery_attempts, deliveries, events, event_types, subscriptions, api_keys, tenants"
 # Short retry schedule for the real retry path; the default one is asserted separately.
 TEST_RETRY_SCHEDULE = "1,1,1"
+# Deliveries in flight in a test worker process (the Procfile's default is 200).
+WORKER_CONCURRENCY = 50
 
 
 def _database_server() -> str:
@@ -121,27 +126,45 @@ def session(app):
 
 
 def start_worker_process(test_env: dict[str, str], extra_env: dict[str, str] | None = None,
-                         concurrency: int = 2, log_path: Path | None = None,
+                         concurrency: int = WORKER_CONCURRENCY, log_path: Path | None = None,
                          extra_args: list[str] | None = None,
                          wrapper: list[str] | None = None) -> subprocess.Popen:
-    """Real Celery workers as the Procfile starts them: `concurrency` solo replicas under
-    webhooks_worker.replicas, on this run's queues.
+    """A real Celery worker as the Procfile starts it (the gevent pool, `concurrency`
+    deliveries in flight), on this run's queues.
 
-    The launcher leads a process group of its own (so a test can kill it with its
-    replicas); `wrapper` is a command line it runs under (e.g. a private mount namespace).
+    It leads a process group of its own (so a test can kill it with anything it started);
+    `wrapper` is a command line it runs under (e.g. a private mount namespace).
     """
     env = {**os.environ, **test_env, **(extra_env or {})}
     log_path = log_path or VAR / "test-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [*(wrapper or []), sys.executable, "-m", "webhooks_worker.replicas", str(concurrency),
-         sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app", "worker",
-         "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle",
+        [*(wrapper or []), sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app",
+         "worker", "--pool=gevent", f"--concurrency={concurrency}", "--loglevel=INFO",
+         "--without-gossip", "--without-mingle",
          "-Q", ",".join(WORKER_QUEUES),
          "-n", f"test-{uuid.uuid4().hex[:6]}@%h", *(extra_args or [])],
         env=env, cwd=ROOT, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+@contextlib.contextmanager
+def beat_process(env: dict[str, str], directory: Path, log_path: Path) -> Iterator[None]:
+    """Celery beat as the Procfile's `beat` line runs it (the gevent pool cannot embed it
+    with `-B`): the sweep every WEBHOOKS_SWEEP_INTERVAL_SECONDS of `env`."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app", "beat",
+             "--loglevel=INFO", f"--schedule={directory / 'beat-schedule'}"],
+            env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        yield
+    finally:
+        from tests.processes import stop_group
+
+        stop_group(process)
 
 
 def wait_until_ready(app, timeout: float = 60.0) -> None:

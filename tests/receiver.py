@@ -32,8 +32,8 @@ class Reply:
 
 class _Server(ThreadingHTTPServer):
     """A listen backlog like a real receiver's (nginx 511, gunicorn 2048), not socketserver's
-    5: a worker's slow lanes may open several connections at once, and this test process's
-    accepting thread competes for the GIL with the test itself."""
+    5: a worker with many deliveries in flight opens several connections at once, and this
+    test process's accepting thread competes for the GIL with the test itself."""
 
     request_queue_size = 128
     daemon_threads = True

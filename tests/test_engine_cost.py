@@ -147,7 +147,7 @@ def test_broker_messages_and_connections_per_delivery(app, client, tenant, recei
 
 def test_connections_are_kept_for_more_receivers_than_urllib3_keeps_by_default(
         client, tenant, test_env):
-    """One replica delivers four events to 15 receivers, each on a port of its own (a pool
+    """One delivery at a time, four events to 15 receivers, each on a port of its own (a pool
     each): after the first event, every delivery reuses its receiver's connection. With
     urllib3's default of 10 pools, cycling through 15 would open a new connection almost
     every time (~60 in all)."""

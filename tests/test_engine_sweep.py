@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 
+from tests.conftest import beat_process
 from tests.engine_support import (
+    ISOLATED_LOG,
     attempts_of,
     create_subscription,
     deliveries_of,
@@ -50,9 +52,9 @@ def test_a_countdown_lost_with_its_worker_is_swept_by_beat(app, client, tenant, 
     # An hour later, as far as the delivery knows.
     execute(app, "UPDATE deliveries SET next_retry_at = now() - interval '1 hour' "
                  "WHERE id = :id", id=delivery.id)
-    with isolated_worker(test_env, {**hour, "WEBHOOKS_SWEEP_INTERVAL_SECONDS": "1"},
-                         prefix=prefix,
-                         extra_args=["-B", f"--schedule={tmp_path / 'beat-schedule'}"]):
+    swept = {**hour, "WEBHOOKS_SWEEP_INTERVAL_SECONDS": "1"}
+    with isolated_worker(test_env, swept, prefix=prefix) as successor, \
+            beat_process(successor.env, tmp_path, ISOLATED_LOG):
         done = wait_for_delivery(session, lambda d: d.status == "success", timeout=60)
     assert [(a.attempt_number, a.trigger) for a in attempts_of(session, done.id)] == [
         (1, "automatic"), (2, "swept")]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ast
 import json
+import threading
 from collections import Counter
 
 import pytest
 import requests
 
 from tests import processes
+from tests.conftest import WORKER_CONCURRENCY
 from tests.engine_support import create_subscription, execute, publish_via_api
 from tests.helpers import wait_for
 from tests.receiver import Reply
@@ -187,3 +189,43 @@ def test_flower_refuses_to_start_open_in_production(test_env):
                             text=True, timeout=60)
     assert result.returncode == 2
     assert "FLOWER_BASIC_AUTH" in result.stderr
+
+
+def test_flower_and_inspect_show_the_pool_its_concurrency_and_deliveries_in_flight(
+        app, client, tenant, receiver, worker, flower, session):
+    """What an operator reads off a running worker: the gevent pool, how many deliveries it
+    runs at once (the Procfile's --concurrency), and the deliveries in flight now (three
+    attempts held open by the receiver)."""
+    release = threading.Event()
+
+    def held(request):
+        release.wait(30)
+        return Reply()
+
+    receiver.respond = held
+    create_subscription(client, tenant, f"{receiver.base_url}/held", ["user.login"])
+    for marker in range(3):
+        publish_via_api(client, tenant, "user.login", {"n": marker})
+    try:
+        wait_for(lambda: len(receiver.posts("/held")) == 3, timeout=30,
+                 message="three attempts in flight")
+        in_flight = {post.headers["X-Webhook-Delivery-Id"] for post in receiver.posts("/held")}
+        node = worker.args[worker.args.index("-n") + 1].split("@")[0]
+        inspect = app.extensions["celery"].control.inspect(timeout=5)
+        [(name, stats)] = [(name, stats) for name, stats in inspect.stats().items()
+                           if name.startswith(node)]
+        assert stats["pool"]["implementation"].endswith("gevent:TaskPool")
+        assert stats["pool"]["max-concurrency"] == WORKER_CONCURRENCY
+        active = {task["kwargs"]["delivery_id"]
+                  for task in inspect.active()[name] if task["name"] == "webhooks.deliver"}
+        assert in_flight <= active
+
+        answer = requests.get(f"{flower}/api/workers", params={"refresh": 1}, auth=AUTH,
+                              timeout=30)
+        answer.raise_for_status()
+        shown = answer.json()[name]
+        assert shown["stats"]["pool"]["max-concurrency"] == WORKER_CONCURRENCY
+        assert shown["stats"]["pool"]["implementation"].endswith("gevent:TaskPool")
+        assert in_flight <= {task["kwargs"]["delivery_id"] for task in shown["active"]}
+    finally:
+        release.set()

@@ -46,13 +46,12 @@ def test_a_backlog_of_retries_does_not_delay_first_attempts(app, client, tenant,
                                 ["invoice.created"]) for _ in range(SICK_SUBSCRIPTIONS)]
     execute(app, "UPDATE subscriptions SET timeout_seconds = 1 WHERE id = ANY(:ids)",
             ids=[s["id"] for s in sick])
-    # Without slow lanes (tests/test_slow_lane.py): each sick attempt holds its process, so
-    # only the queue order keeps the first attempt from waiting behind the backlog.
-    with isolated_worker(test_env, {"WEBHOOKS_SLOW_RECEIVER_MS": "0"},
-                         concurrency=2) as worker:
+    # Two deliveries in flight: each sick attempt holds one of them, so only the queue
+    # order keeps the first attempt from waiting behind the backlog.
+    with isolated_worker(test_env, concurrency=2) as worker:
         baseline = _latency(worker, receiver, tenant, 1)
 
-        # The sick endpoints' retries, all due now: 30 attempts of 1 s on 2 processes.
+        # The sick endpoints' retries, all due now: 30 attempts of 1 s, two at a time.
         backlog = [delivery_id for _ in range(EVENTS_PER_SICK)
                    for delivery_id in store_without_messages(app, tenant["id"])]
         execute(app, "UPDATE deliveries SET status = 'retrying', attempt_count = 1, "

@@ -62,8 +62,14 @@ def _migrations_dir() -> str:
 # does not: the ping is a round trip per checkout (12 % of a deliver task), and its tasks
 # already retry on OperationalError (a dead connection is invalidated and replaced on the
 # retry); connections are recycled after 30 min so none outlives a server-side timeout.
+# A worker process runs hundreds of deliveries at once (gevent), each holding a session
+# connection only for a short transaction (a failed attempt's record, a fan-out), never
+# during its POST: a bounded pool serves them all, and a delivery waits for a free
+# connection rather than opening more. The hot single statements have a pool of their own
+# (webhooks_worker.prepared); docs/operations.md gives max_connections.
 _API_ENGINE_OPTIONS = {"pool_pre_ping": True}
-_WORKER_ENGINE_OPTIONS = {"pool_pre_ping": False, "pool_recycle": 1800}
+_WORKER_ENGINE_OPTIONS = {"pool_pre_ping": False, "pool_recycle": 1800, "pool_size": 5,
+                          "max_overflow": 0, "pool_timeout": 60}
 
 
 def _flask_config(settings: Settings, worker: bool = False) -> dict:

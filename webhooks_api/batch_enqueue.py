@@ -22,7 +22,7 @@ a queue kombu has declared on this connection is not declared again, and the eve
 dispatcher is kept with the pooled producer), and wrapping each publish in
 `connection.ensure` (buffering does no I/O; the pipeline runs once, without retry).
 Measured: a third of the CPU per message, and the events in one message another 45 %
-(docs/PERFORMANCE.md).
+(docs/decisions/0005-batched-enqueue.md).
 
 A chunk the broker did not take (Redis down, or a pipeline cut off part-way) is logged and
 left to `webhooks.sweep`, which finds its rows in PostgreSQL; messages of a cut-off pipeline

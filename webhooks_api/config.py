@@ -30,6 +30,13 @@ class ConfigError(ValueError):
     """A setting is missing or unsafe; the message names it."""
 
 
+def worker_refusal(error: ConfigError) -> SystemExit:
+    """An operator's mistake, not a crash: the worker exits 1 with one line naming the
+    setting (from celeryconfig, which the gevent pool's start-up may load first, or from
+    the worker's app)."""
+    return SystemExit(f"webhooks worker: refusing to start: {error}")
+
+
 def _bool(value: str, name: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -119,11 +126,6 @@ class Settings:
     circuit_failure_threshold: int = 0
     circuit_window_seconds: int = 60
     circuit_open_seconds: int = 30
-    # A receiver that has not answered within this many ms finishes its attempt on one of
-    # the worker process's slow lanes, so the worker takes its next message (0: every
-    # attempt waits in its task); at most `slow_receiver_slots` such attempts per process.
-    slow_receiver_ms: int = 10
-    slow_receiver_slots: int = 64
     # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
     debug: bool = False
 
@@ -236,8 +238,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         circuit_failure_threshold=integer("WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD", 0),
         circuit_window_seconds=integer("WEBHOOKS_CIRCUIT_WINDOW_SECONDS", 60, 1),
         circuit_open_seconds=integer("WEBHOOKS_CIRCUIT_OPEN_SECONDS", 30, 1),
-        slow_receiver_ms=integer("WEBHOOKS_SLOW_RECEIVER_MS", 10),
-        slow_receiver_slots=integer("WEBHOOKS_SLOW_RECEIVER_SLOTS", 64, 1),
     )
     _check_encryption_keys(settings.encryption_keys)
     if settings.ca_bundle and not os.path.exists(settings.ca_bundle):

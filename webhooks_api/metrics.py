@@ -52,6 +52,16 @@ PUBLISH_TO_DELIVERY = Histogram(
     "included.",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 7200, 21600, 43200, 86400),
 )
+DELIVERIES_DEFERRED = Counter(
+    "webhooks_deliveries_deferred",
+    "Attempts put off without being made, by reason (circuit open, rate limit, window "
+    "full: the subscription's attempts in flight are at its window).",
+    ["reason"],
+)
+WINDOW_UNAVAILABLE = Counter(
+    "webhooks_window_unavailable",
+    "Attempts that went ahead without the in-flight window because Redis did not answer.",
+)
 HTTP_REQUESTS = Counter(
     "webhooks_http_requests",
     "API requests by method, route and response status.",

@@ -110,11 +110,6 @@ class Subscription(db.Model):
     # The last health warning published in the current failure streak: None, "failing" or
     # "disabled"; cleared by a success or a re-activation, so each stage fires once.
     health_stage: Mapped[str | None] = mapped_column(String(16))
-    # Since when its receiver has been answering later than the slow-receiver budget (None:
-    # in time): every worker then hands its attempts to a slow lane at once
-    # (webhooks_worker.slow_lane). Set by the first worker that had to wait, cleared by the
-    # next answer in time.
-    slow_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When it last stopped receiving (disabled or paused); kept after re-activation as the
     # default start of a replay.
     last_disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,5 +1,6 @@
-"""kombu's Redis transport with two fixes: a worker survives a Redis outage, and a command
-does not pay for building a Redis client.
+"""kombu's Redis transport with three fixes: a worker survives a Redis outage, a command
+does not pay for building a Redis client, and a green pool takes its next messages as
+soon as it has room for them.
 
 Outage: Celery 5.7's consumer, on losing the broker, first `collect()`s its connection
 (which detaches the transport from it: `transport.client = None`) and then `close()`s it.
@@ -15,9 +16,18 @@ timeout, and the sweep re-sends their deliveries sooner.
 Cost: kombu builds a new `redis.Redis` for every publish, ack, unacked-set write and task
 event (`Channel.conn_or_acquire`), and redis-py 8 fills a case-insensitive table of ~300
 response callbacks in each constructor: about 0.5 ms of CPU, four or five times per task,
-measured at 11 % of a worker's CPU (docs/PERFORMANCE.md). A client holds no connection of
-its own (it borrows from the channel's pool per command and is thread-safe), so the channel
-keeps one for as long as its pool lives.
+measured at 11 % of a worker's CPU (docs/decisions/0006-redis-client-per-channel.md). A
+client holds no connection of its own (it borrows from the channel's pool per command and
+is thread-safe), so the channel keeps one for as long as its pool lives.
+
+Room: under the gevent pool Celery's consumer has no event loop; it calls
+`drain_events(timeout=2)` in a loop, and kombu's poller issues BRPOP only while the
+prefetch limit (the pool's concurrency) leaves room. With every slot taken when a poll
+starts, the poll waits out its 2 s though the tasks finish in milliseconds: a backlog then
+moved `concurrency` messages per 2 s (seen in tests/test_faults.py, pairs of tasks two
+seconds apart). While the prefetch is full the poll here lasts `FULL_POLL_SECONDS`, so the
+next BRPOP goes out within that long of an ack; polling an idle socket that often costs
+nothing measurable.
 """
 
 from __future__ import annotations
@@ -43,5 +53,20 @@ class Channel(kombu_redis.Channel):
         return client
 
 
+FULL_POLL_SECONDS = 0.005
+
+
+class _Poller(kombu_redis.MultiChannelPoller):
+    def get(self, callback, timeout=None):
+        if timeout is not None and any(channel.active_queues and not channel.qos.can_consume()
+                                       for channel in self._channels):
+            timeout = min(timeout, FULL_POLL_SECONDS)
+        return super().get(callback, timeout)
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cycle = _Poller()  # before any channel registers with it

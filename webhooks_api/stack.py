@@ -2,8 +2,8 @@
 
 With DATABASE_URL and CELERY_BROKER_URL set it uses those servers; with either unset it
 starts the embedded one with its data in ./var (or WEBHOOKS_DATA_DIR), kept across
-restarts. Then it applies the migrations and runs web, worker, beat and flower under
-honcho until Ctrl-C.
+restarts. Then it applies the migrations and runs web, `WORKER_PROCESSES` workers (default:
+one per core), beat and flower under honcho until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -59,8 +59,11 @@ def main() -> int:
                .venv/bin/flask --app webhooks_api api-keys create acme
   Stop       Ctrl-C
 """, flush=True)
+        # Worker processes are the process manager's: one per core unless WORKER_PROCESSES.
+        worker_processes = env.get("WORKER_PROCESSES") or str(os.cpu_count() or 1)
         honcho = subprocess.Popen([str(bin_dir / "honcho"), "-f", str(ROOT / "Procfile"),
-                                   "start", *PROCESSES], env=env, cwd=ROOT)
+                                   "start", "-c", f"worker={worker_processes}", *PROCESSES],
+                                  env=env, cwd=ROOT)
         try:
             return honcho.wait()
         except KeyboardInterrupt:

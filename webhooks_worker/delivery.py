@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from webhooks_api import metrics
 from webhooks_api.circuit import Breaker
 from webhooks_api.config import Settings
 from webhooks_api.secrets import SecretBox
@@ -30,7 +31,7 @@ from . import health, http, observability, prepared, rate_limit
 from .backoff import next_delay
 from .prepared import Prepared
 from .signing import redact_signatures, signature_headers
-from .slow_lane import lanes
+from .window import Window
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ _CLAIM = Prepared("webhooks_claim", """
            OR d.next_retry_at <= now() + make_interval(secs => :early_slack))
     RETURNING d.tenant_id, d.subscription_id, d.event_type, d.created_at, e.event_id, e.body,
               e.occurred_at, s.url, s.headers, s.timeout_seconds, s.secret_ciphertext,
-              s.max_per_second, s.slow_since IS NOT NULL AS known_slow,
+              s.max_per_second,
               CASE WHEN s.previous_secret_expires_at > now()
                    THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
 """, {"delivery_id": "text", "attempt_number": "int", "manual": "boolean",
@@ -94,21 +95,12 @@ _RECORD_ATTEMPT = Prepared("webhooks_record_attempt", f"""
       "retry_in": "float8", "error": "text", "started_at": "timestamptz",
       "duration_ms": "int", "request_headers": "text", "response_status": "int",
       "response_headers": "text", "response_body": "text", "error_class": "text",
-      "error_message": "text", "succeeded": "boolean", "answered_slowly": "boolean",
-      "disable_after": "int"})
+      "error_message": "text", "succeeded": "boolean", "disable_after": "int"})
 
-# The first attempt that had to be left to a slow lane tells every worker, through the
-# subscription, to leave the next ones to a lane at once; the record of an answer in time
-# clears it (health.COUNT_ATTEMPT).
-_MARK_SLOW = Prepared("webhooks_mark_slow", """
-    UPDATE subscriptions SET slow_since = now() WHERE id = :subscription_id
-      AND slow_since IS NULL
-""", {"subscription_id": "text"})
-
-# The circuit breaker is open or the rate limit used up: no attempt now. The claim is let
-# go and the same attempt number is due after `delay`, unless that is past the end of the
-# delivery's schedule (its creation plus every scheduled delay; NULL: no end): then it
-# fails, with the reason.
+# The circuit breaker is open, the rate limit used up or the window full: no attempt now.
+# The claim is let go and the same attempt number is due after `delay`, unless that is
+# past the end of the delivery's schedule (its creation plus every scheduled delay; NULL:
+# no end): then it fails, with the reason.
 _DEFER = text("""
     UPDATE deliveries d
     SET claimed_until = NULL,
@@ -136,16 +128,10 @@ class Outcome:
     status: str
     retry_in: float | None = None
     deferred: bool = False
+    # How often this attempt was put off for a full window, with this deferral.
+    deferrals: int = 0
     # Flower's (argsrepr, kwargsrepr) for the retry message, built from the claim.
     retry_reprs: tuple[str, str] | None = None
-
-
-# The receiver had not answered within the slow-receiver budget: the attempt finishes, and
-# records itself, on a slow lane.
-IN_FLIGHT = Outcome("in_flight")
-
-# Records a finished POST's attempt with the given session (`finish_attempt`, bound).
-Finish = Callable[[Session], "Outcome | None"]
 
 # Pauses before an attempt whose answer is in hand is recorded again after a database
 # error: ~1 min in all, within the claim's margin over the request timeout. Left to the
@@ -198,15 +184,9 @@ def decide(result: http.HttpResult, attempt_number: int, trigger: str,
 
 
 def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
-                     attempt_number: int, trigger: str,
-                     finish_later: Callable[[Finish], None] | None = None) -> Outcome | None:
+                     attempt_number: int, trigger: str, deferrals: int = 0) -> Outcome | None:
     """Make attempt `attempt_number` of a delivery; None when this message claims nothing.
-
-    With `finish_later`, a receiver that has not answered within the slow-receiver budget
-    is left to a slow lane (webhooks_worker.slow_lane): `finish_later(finish)` runs there
-    once it answers, and must call `finish(session)` (with a session of its own thread) to
-    record the attempt; the call returns IN_FLIGHT meanwhile.
-    """
+    `deferrals`: how often this attempt was already put off for a full window."""
     # Committed by itself, so visible to every other worker at once.
     claim = prepared.run(_CLAIM, {
         "delivery_id": delivery_id, "attempt_number": attempt_number,
@@ -230,34 +210,28 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
         # Never failed for it: the limit is the tenant's own choice, not an endpoint fault.
         return defer(session, settings, claim, delivery_id, attempt_number, trigger,
                      over_limit, "rate limit", fail_after_schedule=False)
+    window = Window(settings)
+    slot = None if trigger == "manual" else window.acquire(
+        claim.subscription_id, claim.timeout_seconds, deferrals)
+    if isinstance(slot, float):
+        return defer(session, settings, claim, delivery_id, attempt_number, trigger, slot,
+                     "window full", deferrals=deferrals + 1)
 
     body = claim.body.encode("utf-8")
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)
-    post = partial(http.post, http.delivery_session(settings.allow_private_targets),
-                   claim.url, body, headers, claim.timeout_seconds, settings.ca_bundle)
-    finish = partial(finish_attempt, settings=settings, claim=claim, breaker=breaker,
-                     delivery_id=delivery_id, attempt_number=attempt_number,
-                     trigger=trigger, headers=headers)
-    if finish_later is None or not settings.slow_receiver_ms:
-        result = post()
-    else:
-        result = lanes.run(claim.subscription_id, post, settings.slow_receiver_ms / 1000,
-                           settings.slow_receiver_slots,
-                           lambda late: finish_later(partial(finish, result=late)),
-                           known_slow=claim.known_slow)
-    if result is None:
-        if not claim.known_slow:
-            prepared.run(_MARK_SLOW, {"subscription_id": claim.subscription_id})
-        logger.info("delivery %s attempt %s: the receiver is slow (%s), finishing on a slow "
-                    "lane", delivery_id, attempt_number,
-                    "known to answer late" if claim.known_slow
-                    else f"no answer within {settings.slow_receiver_ms} ms")
-        return IN_FLIGHT
-    return record_patiently(session, partial(finish, result=result), delivery_id,
-                            attempt_number)
+    try:
+        result = http.post(http.delivery_session(settings.allow_private_targets), claim.url,
+                           body, headers, claim.timeout_seconds, settings.ca_bundle)
+    finally:  # a time limit may cut the POST short: its slot goes back all the same
+        window.release(slot, locals().get("result"))
+    return record_patiently(session, partial(
+        finish_attempt, settings=settings, claim=claim, breaker=breaker,
+        delivery_id=delivery_id, attempt_number=attempt_number, trigger=trigger,
+        headers=headers, result=result), delivery_id, attempt_number)
 
 
-def record_patiently(session: Session, finish: Finish, delivery_id: str,
+def record_patiently(session: Session, finish: Callable[[Session], Outcome | None],
+                     delivery_id: str,
                      attempt_number: int) -> Outcome | None:
     """`finish(session)`, again after each of the `RECORD_RETRIES` pauses while the
     database is unavailable; its error once they are spent."""
@@ -298,7 +272,7 @@ def breaker_delay(settings: Settings, breaker: Breaker, claim) -> int:
 
 def defer(session: Session, settings: Settings, claim, delivery_id: str,
           attempt_number: int, trigger: str, delay: float, reason: str,
-          fail_after_schedule: bool = True) -> Outcome | None:
+          fail_after_schedule: bool = True, deferrals: int = 0) -> Outcome | None:
     """No HTTP call and no attempt used: the same attempt is due after `delay` seconds (or
     the delivery fails with `reason` if that is past the end of its schedule)."""
     status = session.execute(_DEFER, {
@@ -315,13 +289,10 @@ def defer(session: Session, settings: Settings, claim, delivery_id: str,
         return Outcome("failed")
     logger.info("delivery %s attempt %s deferred %.3f s: %s", delivery_id, attempt_number,
                 delay, reason)
-    return Outcome(status, delay, deferred=True, retry_reprs=deliver_reprs(
-        delivery_id, attempt_number, trigger, claim.event_type, claim.url))
-
-
-def answered_slowly(settings: Settings, result: http.HttpResult) -> bool:
-    """Later than the slow-receiver budget (never, with slow lanes off)."""
-    return 0 < settings.slow_receiver_ms < result.duration_ms
+    metrics.DELIVERIES_DEFERRED.labels(reason=reason).inc()
+    return Outcome(status, delay, deferred=True, deferrals=deferrals,
+                   retry_reprs=deliver_reprs(delivery_id, attempt_number, trigger,
+                                             claim.event_type, claim.url))
 
 
 def record_attempt(session: Session, settings: Settings, claim, delivery_id: str,
@@ -344,7 +315,6 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
         "response_body": result.body_excerpt,
         "error_class": result.error_class, "error_message": result.error_message,
         "succeeded": result.succeeded,
-        "answered_slowly": answered_slowly(settings, result),
         "disable_after": settings.disable_after_failing_seconds,
     }
     if result.succeeded:  # the common case: one statement, its own transaction

@@ -29,8 +29,7 @@ logger = logging.getLogger(__name__)
 FAILING_EVENT = "webhook.subscription.failing"
 DISABLED_EVENT = "webhook.subscription.disabled"
 
-# The subscription's counters after one attempt (`:succeeded`), and whether its receiver
-# answers later than the slow-receiver budget (`:answered_slowly`), as a CTE of the one
+# The subscription's counters after one attempt (`:succeeded`), as a CTE of the one
 # statement that records the attempt (webhooks_worker.delivery), whose CTE `finished` holds
 # the delivery it recorded: nothing is counted when that attempt was already recorded.
 COUNT_ATTEMPT = """
@@ -41,8 +40,7 @@ COUNT_ATTEMPT = """
         last_success_at = CASE WHEN :succeeded THEN now() ELSE last_success_at END,
         last_failure_at = CASE WHEN :succeeded THEN last_failure_at ELSE now() END,
         failing_since = CASE WHEN :succeeded THEN NULL ELSE coalesce(failing_since, now()) END,
-        health_stage = CASE WHEN :succeeded THEN NULL ELSE health_stage END,
-        slow_since = CASE WHEN :answered_slowly THEN coalesce(slow_since, now()) END
+        health_stage = CASE WHEN :succeeded THEN NULL ELSE health_stage END
     WHERE id = (SELECT subscription_id FROM finished)
     RETURNING tenant_id, url, status AS subscription_status, consecutive_failures,
               failing_since, health_stage,

@@ -1,7 +1,7 @@
 """A worker's start-up objects frozen out of full collections (webhooks_api.heap says why),
-once per process that runs or fetches tasks: a solo replica or a prefork child when its
-pool starts (`worker_process_init`), a threads pool's or prefork's main process when it is
-ready (`worker_ready`)."""
+once per process that runs or fetches tasks: a prefork child when its pool starts
+(`worker_process_init`), a gevent, threads or prefork main process when it is ready
+(`worker_ready`)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,6 @@ from urllib3.exceptions import NewConnectionError, ProtocolError, SSLError
 from urllib3.exceptions import TimeoutError as HTTPTimeoutError
 from urllib3.util import parse_url
 from urllib3.util.connection import HAS_IPV6
-from urllib3.util.ssl_ import create_urllib3_context
 
 from webhooks_api.targets import DEFAULT_PORTS, ForbiddenAddressError, checked_addresses
 
@@ -190,8 +189,11 @@ def _target(url: str) -> _Target:
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
     """One verifying context per CA bundle, loaded once per process: urllib3 would
     otherwise build a context and parse the bundle for every new connection."""
-    context = create_urllib3_context()
-    context.load_verify_locations(cafile=ca_bundle or certifi.where())
+    # Built from the `ssl` module as it is now: under the gevent pool that is gevent's
+    # cooperative SSLContext (patched after urllib3 had imported the original, so urllib3's
+    # own `create_urllib3_context` would make sockets that block the whole process).
+    context = ssl.create_default_context(cafile=ca_bundle or certifi.where())
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 

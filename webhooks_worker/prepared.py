@@ -4,7 +4,7 @@ that runs them.
 PostgreSQL spent 0.5–0.7 ms of CPU on each execution of the claim, the record of an
 attempt and the store-and-fan-out of a new event, mostly parsing and planning the same
 text again: the claim cost 0.49 ms as text and 0.21 ms as `EXECUTE` of a prepared
-statement (docs/PERFORMANCE.md "Prepared statements"). On 2 cores that is CPU the
+statement (docs/decisions/0003-prepared-statements.md). On 2 cores that is CPU the
 deliveries themselves need.
 
 A `Prepared` is declared once, at import, with a name, its SQL (`:name` parameters, as
@@ -15,11 +15,12 @@ rolled-back transaction; PostgreSQL re-plans them itself after a migration.
 
 Two ways to run one:
 - `run`: the common case, a statement that is atomic by itself (the claim, a successful
-  attempt's record, a new event's store-and-fan-out), on the thread's own connection in
+  attempt's record, a new event's store-and-fan-out), on a pooled connection in
   autocommit mode: no BEGIN, no COMMIT, and none of the ORM session's bookkeeping, which
-  cost 0.26 ms of CPU per statement where a kept connection costs 0.13 ms (docs/PERFORMANCE.md
-  "Round 4"). The connection is opened once per thread (and process) and kept; one that
-  was lost is dropped, and the error reaches the task, which retries on a new one.
+  cost 0.26 ms of CPU per statement where a bare connection costs 0.13 ms. The connection
+  goes back to the pool as soon as the rows are read, so hundreds of deliveries in flight
+  in one process share the pool's few connections, none held during a POST. A lost
+  connection is invalidated by SQLAlchemy and its error reaches the task, which retries.
 - `execute`: inside a session's transaction, where the statement must commit together
   with others (a failed attempt that may disable its subscription).
 
@@ -29,17 +30,17 @@ session mode (PgBouncer's transaction mode does not keep SQL-level prepared stat
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import threading
-from collections.abc import Iterator
+from functools import cache
 
-from sqlalchemy import Connection, CursorResult, Engine, create_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine
 
 from webhooks_api.extensions import db
 
+# Bounded, shared by every delivery in flight in the process: a statement waits for a free
+# connection rather than opening more (docs/operations.md gives max_connections).
+AUTOCOMMIT_POOL = {"pool_size": 10, "max_overflow": 0, "pool_timeout": 60,
+                   "pool_recycle": 1800, "pool_pre_ping": False}
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 _PREPARED_KEY = "webhooks_prepared_statements"
 _DECLARED: dict[str, Prepared] = {}
@@ -74,78 +75,17 @@ def execute(connection: Connection, statement: Prepared, params: dict) -> Cursor
     return connection.exec_driver_sql(statement.execute_sql, params)
 
 
-class _Kept(threading.local):
-    """This thread's connection, and the process and app engine it was opened for."""
-
-    connection: Connection | None = None
-    owner: tuple[int, Engine] | None = None
-
-
-_kept = _Kept()
-_autocommit_engines: dict[int, tuple[Engine, Engine]] = {}
-_engines_lock = threading.Lock()
+@cache
+def _autocommit(engine: Engine) -> Engine:
+    """A pool of autocommit connections to the app engine's database, beside the session's
+    pool. Switching a connection of the session's pool to autocommit for one statement
+    costs a `SET default_transaction_isolation TO DEFAULT` round trip when it goes back
+    (seen in PostgreSQL's statement log); these connections stay in autocommit."""
+    return create_engine(engine.url, isolation_level="AUTOCOMMIT", **AUTOCOMMIT_POOL)
 
 
-def _autocommit_engine(app_engine: Engine) -> Engine:
-    """An autocommit engine of the app engine's database that pools nothing: its
-    connections are kept by the threads that opened them, outside the app's pool (which
-    a threads pool's 16 workers would otherwise exhaust)."""
-    with _engines_lock:
-        known = _autocommit_engines.get(id(app_engine))
-        if known is None or known[0] is not app_engine:
-            known = _autocommit_engines[id(app_engine)] = (app_engine, create_engine(
-                app_engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT"))
-        return known[1]
-
-
-def run(statement: Prepared, params: dict) -> CursorResult:
-    """Run `statement` on this thread's own autocommit connection to the app's database
-    (each statement commits by itself)."""
-    owner = (os.getpid(), db.engine)
-    connection = _kept.connection
-    if connection is None or _kept.owner != owner:
-        connection = _kept.connection = _autocommit_engine(owner[1]).connect()
-        _kept.owner = owner
-    try:
-        return execute(connection, statement, params)
-    except BaseException:
-        # A lost connection is replaced on the task's retry; any other error only ends
-        # the (empty) transaction SQLAlchemy began around the statement.
-        if connection.invalidated:
-            _kept.connection = None
-            connection.close()
-        else:
-            connection.rollback()
-        raise
-
-
-# Kept connections that threads running statements only now and then (the slow lanes)
-# borrow and give back, so that a few backends serve all of them.
-_STASHED_MAX = 4
-_stash: list[tuple[Connection, tuple[int, Engine]]] = []
-_stash_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def borrowed_connection() -> Iterator[None]:
-    """`run` inside the block uses a kept connection borrowed from the process's stash (a
-    new one when the stash is empty) and puts it back after, or closes it when the stash
-    is full."""
-    with _stash_lock:
-        _kept.connection, _kept.owner = _stash.pop() if _stash else (None, None)
-    try:
-        yield
-    finally:
-        connection, owner = _kept.connection, _kept.owner
-        _kept.connection = _kept.owner = None
-        if connection is not None and not _stashed(connection, owner):
-            connection.close()
-
-
-def _stashed(connection: Connection, owner: tuple[int, Engine]) -> bool:
-    """Put a kept connection back in the stash, unless it is full (or from another process)."""
-    with _stash_lock:
-        if owner[0] != os.getpid() or len(_stash) >= _STASHED_MAX:
-            return False
-        _stash.append((connection, owner))
-        return True
+def run(statement: Prepared, params: dict) -> Result:
+    """Run `statement` in autocommit on a pooled connection of the app's database (each
+    statement commits by itself); the rows are read before the connection goes back."""
+    with _autocommit(db.engine).connect() as connection:
+        return execute(connection, statement, params).freeze()()

@@ -72,7 +72,7 @@ def _enqueue(messages: list[Message], tenant_id: str, event_id: str, event_type:
     `webhooks.enqueue` tasks on the publish queue, which free workers take before any
     delivery: building messages is CPU-bound (~0.12 ms each), so several processes enqueue
     10,000 faster than one whose CPU the first deliveries already share
-    (docs/PERFORMANCE.md "Chunked fan-out").
+    (docs/decisions/0005-batched-enqueue.md).
     """
     handed = [enqueue_message([m.kwargs["delivery_id"] for m in chunk], chunk[0].kwargs["trigger"])
               for chunk in chunks(messages[CHUNK_MESSAGES:])]

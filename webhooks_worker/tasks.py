@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from webhooks_api.extensions import celery, db
@@ -18,8 +16,7 @@ from webhooks_api.queue import (
     send_now,
 )
 
-from . import prepared
-from .delivery import Finish, Outcome, attempt_delivery, record_patiently
+from .delivery import Outcome, attempt_delivery
 from .publishing import publish_stored_or_new
 from .sweep import sweep as sweep_stalled
 
@@ -51,43 +48,29 @@ def enqueue(delivery_ids: list[str], trigger: str = "automatic"):
 
 
 @celery.task(name=DELIVER_TASK, bind=True, **_DB_RETRY)
-def deliver(self, delivery_id: str, attempt_number: int = 1, trigger: str = "automatic"):
-    """One attempt of one delivery; schedules the next by countdown when it fails. A slow
-    receiver's attempt finishes on a slow lane, which schedules the next itself."""
-    finish_later = partial(_finish_on_lane, current_app._get_current_object(), delivery_id,
-                           attempt_number, trigger)
+def deliver(self, delivery_id: str, attempt_number: int = 1, trigger: str = "automatic",
+            deferrals: int = 0):
+    """One attempt of one delivery; schedules the next by countdown when it fails, or this
+    one again when it was put off (`deferrals`: how often, for a full window)."""
     outcome = attempt_delivery(db.session, _settings(), delivery_id, attempt_number, trigger,
-                               finish_later)
+                               deferrals)
     if outcome is not None and outcome.retry_in is not None:
         raise self.retry(args=(), **_next_attempt(delivery_id, attempt_number, trigger,
                                                   outcome))
     return outcome.status if outcome else None
 
 
-def _finish_on_lane(app: Flask, delivery_id: str, attempt_number: int, trigger: str,
-                    finish: Finish) -> None:
-    """On a slow lane, once the receiver answered: record the attempt (waiting out a
-    database blip, as the task would), send the next.
-
-    Lanes are many and mostly idle, and a kept connection is a PostgreSQL backend: a lane
-    borrows one for the record and gives it back."""
-    with app.app_context(), prepared.borrowed_connection():
-        outcome = record_patiently(db.session, finish, delivery_id, attempt_number)
-        if outcome is not None and outcome.retry_in is not None:
-            deliver.apply_async(**_next_attempt(delivery_id, attempt_number, trigger, outcome))
-
-
 def _next_attempt(delivery_id: str, attempt_number: int, trigger: str, outcome: Outcome) -> dict:
     """The countdown message of the attempt after `outcome`: the same delivery id, the next
     attempt number, on the retry queue (workers take first attempts before it). A deferral
-    (circuit breaker, rate limit) used no attempt: the same number again."""
-    return {
-        "countdown": outcome.retry_in, "queue": RETRY_QUEUE,
-        "kwargs": {"delivery_id": delivery_id,
-                   "attempt_number": attempt_number + (0 if outcome.deferred else 1),
-                   "trigger": trigger if outcome.deferred else "automatic"},
-        "argsrepr": outcome.retry_reprs[0], "kwargsrepr": outcome.retry_reprs[1],
-    }
+    (circuit breaker, rate limit, full window) used no attempt: the same number again."""
+    kwargs = {"delivery_id": delivery_id,
+              "attempt_number": attempt_number + (0 if outcome.deferred else 1),
+              "trigger": trigger if outcome.deferred else "automatic"}
+    if outcome.deferrals:
+        kwargs["deferrals"] = outcome.deferrals
+    return {"countdown": outcome.retry_in, "queue": RETRY_QUEUE, "kwargs": kwargs,
+            "argsrepr": outcome.retry_reprs[0], "kwargsrepr": outcome.retry_reprs[1]}
 
 
 @celery.task(name=SWEEP_TASK)

@@ -1,5 +1,5 @@
-"""One thread per process that expires deadlines: the HTTP attempt's wall-clock deadline
-(webhooks_worker.http) and a task's hard time limit (webhooks_worker.time_limit).
+"""One thread per process (a greenlet under the gevent pool) that expires the HTTP
+attempts' wall-clock deadlines (webhooks_worker.http).
 
 Starting a `threading.Timer` per attempt cost a thread start each time (`Thread.start()`
 waits for the new thread to run: ~1 ms on a busy machine); one thread with a heap of
