@@ -1,10 +1,11 @@
 """The task floor: how many no-op `webhooks.deliver` tasks the Procfile's worker runs per second.
 
-The Procfile's worker line with `-A bench.noop_app` instead of the real app, on a broker
-prefix of its own. N messages are queued before it starts; the rate is N over the time from
-its first fetch to an empty queue with nothing left unacknowledged. The 1-subscription shape
-needs two tasks per delivery (publish, deliver), so its end-to-end rate cannot pass half of
-this floor whatever the engine does inside the tasks.
+The Procfile's worker line with `-A bench.noop_app` instead of the real app, started as many
+times as the real one (bench/stack.py), on a broker prefix of its own. N messages are queued
+before it starts; the rate is N over the time from its first fetch to an empty queue with
+nothing left unacknowledged. The 1-subscription shape needs two tasks per delivery (publish,
+deliver), so its end-to-end rate cannot pass half of this floor whatever the engine does
+inside the tasks.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ def floor(bench) -> None:
                 "trigger": "automatic"}, producer=producer)
     client = redis.Redis.from_url(bench.env["CELERY_BROKER_URL"])
     queue, unacked = f"{prefix}{DELIVER_QUEUE}", f"{prefix}unacked"
-    command = stack.procfile_line("worker")
+    command = stack.worker_line(bench.env)
     if REAL_APP not in command:
         raise RuntimeError(f"the Procfile's worker line no longer says {REAL_APP!r}")
-    worker = stack.ProcfileProcess(
-        "worker", {**bench.env, "WEBHOOKS_BROKER_KEY_PREFIX": prefix}, "worker-floor",
+    worker = stack.WorkerProcesses(
+        {**bench.env, "WEBHOOKS_BROKER_KEY_PREFIX": prefix}, "worker-floor",
         bench.worker_args, command=command.replace(REAL_APP, "-A bench.noop_app"))
     try:
         stack.wait_until(lambda: client.llen(queue) < count, 120,
@@ -53,4 +54,4 @@ def floor(bench) -> None:
         stack.delete_broker_keys(bench.env["CELERY_BROKER_URL"], prefix)
     bench.figures["task_floor_per_s"] = round(count / elapsed, 1)
     bench.details["floor"] = {"tasks": count, "seconds": round(elapsed, 3),
-                              "worker_command": worker.expanded}
+                              "worker_command": worker.expanded, **worker.pool()}

@@ -12,7 +12,8 @@ comes from /proc instead (the throughput figures). The summary splits samples by
 (`attempt_delivery`, `publish_stored_or_new`), broken down by the line of that function
 being run and by the functions below it, so "how much of a delivery is the claim, the POST,
 the record" can be read off directly. The raw stacks are kept
-(bench/results/profile-throughput.txt) for a flamegraph.
+(bench/results/profile-throughput.txt; one file per copy, `-1`, `-2`, ..., when the worker
+line runs several times, each copy under a py-spy of its own) for a flamegraph.
 """
 
 from __future__ import annotations
@@ -73,7 +74,12 @@ def _source_line(file: str, line: int | None) -> str:
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
-def summarize(raw_path: Path, top: int = 25) -> dict:
+def _raw_lines(raw_paths: list[Path]):
+    for raw_path in raw_paths:
+        yield from raw_path.read_text().splitlines()
+
+
+def summarize(raw_paths: list[Path], top: int = 25) -> dict:
     """Samples per process role, and per task body by its own line and by the functions it
     calls (inclusive)."""
     total = 0
@@ -81,7 +87,7 @@ def summarize(raw_path: Path, top: int = 25) -> dict:
     by_anchor: dict[str, dict] = {anchor: {"samples": 0, "lines": Counter(),
                                            "callees": Counter(), "leaves": Counter()}
                                   for anchor in ANCHORS}
-    for raw_line in raw_path.read_text().splitlines():
+    for raw_line in _raw_lines(raw_paths):
         stack_text, _, count_text = raw_line.rpartition(" ")
         if not count_text.isdigit():
             continue
@@ -111,7 +117,8 @@ def summarize(raw_path: Path, top: int = 25) -> dict:
     def shares(counter: Counter, of: int) -> list[list]:
         return [[what, round(100 * n / of, 1)] for what, n in counter.most_common(top)]
 
-    result: dict = {"raw": str(raw_path.relative_to(ROOT)), "samples": total,
+    result: dict = {"raw": [str(path.relative_to(ROOT)) for path in raw_paths],
+                    "samples": total,
                     "by_process_pct": {role: round(100 * n / total, 1)
                                        for role, n in by_process.most_common()}}
     for anchor, summary in by_anchor.items():
@@ -142,9 +149,12 @@ def print_summary(summary: dict, limit: int = 12) -> None:
 
 def profiled_throughput(bench: Bench) -> None:
     """The 1-subscription shape again, under py-spy; its rate is kept apart from the figures."""
-    recording = Recording(bench.worker.pid, "throughput", rate=bench.sizes["profile_rate"])
+    pids = bench.worker.main_pids
+    recordings = [Recording(pid, "throughput" if len(pids) == 1 else f"throughput-{number}",
+                            rate=bench.sizes["profile_rate"])
+                  for number, pid in enumerate(pids, 1)]
     try:
         measured = end_to_end(bench, "profile", 1, bench.sizes["profile_events"])
     finally:
-        raw = recording.stop()
-    bench.details["profile"] = {"run_under_profiler": measured, **summarize(raw)}
+        raws = [recording.stop() for recording in recordings]
+    bench.details["profile"] = {"run_under_profiler": measured, **summarize(raws)}

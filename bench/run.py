@@ -1,9 +1,12 @@
 """`python -m bench` (`./scripts/bench`): run the benchmark, print a table, write the JSON.
 
-Order of a run: the receiver's own capacity; throughput of both shapes, each right after its
-ceiling; latency at steady rates; fan-out; head-of-line blocking; the publish API; the cost
-per delivery on the wire; then deliveries until the memory target. One worker serves the
-whole run, so its memory is sampled across all of it.
+Order of a run: the receiver's own capacity; the task floor; throughput of both shapes, each
+right after its ceiling; many ports, many hosts; receivers that answer as across the
+internet; a burst to one slow receiver; latency at steady rates; fan-out; head-of-line
+blocking, in a burst and sustained; slow receivers; the publish API; the cost per delivery
+on the wire; then deliveries until the memory target. One worker (`WORKER_PROCESSES` copies
+of the Procfile's line) serves the whole run, so its memory is sampled across all of it.
+Ratios between scenarios are taken at the end, whatever the order of `--only`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ SIZES = {
         "latency_rates": (50, 200), "latency_seconds": 5, "fanout_subscriptions": 2000,
         "hol_events": 2, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
         "slow_receiver_events": 3,
+        "internet_events": 10, "busy_slow_events": 300,
+        "hosts_subscriptions": 200, "hosts_events": 5,
+        "sustained_rate": 10, "sustained_seconds": 5, "sustained_drain_seconds": 120,
         "api_requests": 100, "api_warmup": 10, "cost_events": 200, "floor_tasks": 3000,
         "memory_target": 0,
         "profile_events": 1000, "profile_rate": 50,
@@ -37,6 +43,9 @@ SIZES = {
         "latency_rates": (50, 200), "latency_seconds": 10, "fanout_subscriptions": 10_000,
         "hol_events": 3, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
         "slow_receiver_events": 10,
+        "internet_events": 30, "busy_slow_events": 2000,
+        "hosts_subscriptions": 1000, "hosts_events": 5,
+        "sustained_rate": 10, "sustained_seconds": 60, "sustained_drain_seconds": 300,
         "api_requests": 300, "api_warmup": 20, "cost_events": 500, "floor_tasks": 5000,
         "memory_target": 0,
         "profile_events": 3000, "profile_rate": 50,
@@ -46,6 +55,9 @@ SIZES = {
         "latency_rates": (50, 200), "latency_seconds": 30, "fanout_subscriptions": 10_000,
         "hol_events": 6, "hol_events_per_s": 1, "hol_timeout_seconds": 5,
         "slow_receiver_events": 20,
+        "internet_events": 30, "busy_slow_events": 2000,
+        "hosts_subscriptions": 1000, "hosts_events": 10,
+        "sustained_rate": 10, "sustained_seconds": 60, "sustained_drain_seconds": 600,
         "api_requests": 1000, "api_warmup": 20, "cost_events": 1000, "floor_tasks": 10_000,
         "memory_target": 50_000, "profile_events": 5000, "profile_rate": 50,
     },
@@ -58,13 +70,18 @@ SCENARIOS = {
     "hol": scenarios.head_of_line,
     "slow": scenarios.slow_receivers,
     "ports": scenarios.many_ports,
+    "hosts": scenarios.hosts,
+    "internet": scenarios.internet,
+    "busy_slow": scenarios.busy_slow,
+    "hanging_sustained": scenarios.hanging_sustained,
     "api": scenarios.publish_api,
     "cost": cost,
     "memory": memory.reach_target,  # sampled all along; this tops the run up to the target
     "profile": profile.profiled_throughput,  # --profile: an extra run, never a figure
 }
-DEFAULT_SCENARIOS = ("floor", "throughput", "ports", "latency", "fanout", "hol", "slow",
-                     "api", "cost", "memory")
+DEFAULT_SCENARIOS = ("floor", "throughput", "ports", "hosts", "internet", "busy_slow",
+                     "latency", "fanout", "hol", "hanging_sustained", "slow", "api", "cost",
+                     "memory")
 NEEDS_NO_WORKER = {"floor", "api", "cost"}
 RESULTS_FILE = stack.RESULTS / "latest.json"
 
@@ -74,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_const", dest="mode", const="quick",
-                      help="small counts: checks the harness in about 3 minutes")
+                      help="small counts: checks the harness in about 10 minutes")
     mode.add_argument("--full", action="store_const", dest="mode", const="full",
                       help="longer latency runs and 50,000 deliveries for the memory figure")
     parser.set_defaults(mode="default")
@@ -85,6 +102,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "run (bench/results/profile-throughput.txt)")
     parser.add_argument("--concurrency", type=int,
                         help="WORKER_CONCURRENCY for the Procfile's worker line")
+    parser.add_argument("--processes", type=int,
+                        help="WORKER_PROCESSES: copies of the worker line to start (default: "
+                             "that variable, else one per core; always 1 for a line that "
+                             "runs webhooks_worker.replicas)")
+    parser.add_argument("--worker-command",
+                        help="run this instead of the Procfile's worker line "
+                             f"({stack.WORKER_COMMAND_ENV} does the same), for "
+                             "experiments; recorded in the JSON")
     parser.add_argument("--worker-args", default="",
                         help="extra arguments appended to the Procfile's worker line, for "
                              "experiments; write it with '=' (--worker-args='--pool threads'); "
@@ -133,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.memory_target is not None:
         sizes["memory_target"] = arguments.memory_target
     env = stack.bench_env(*stack.default_servers())
-    if arguments.concurrency:
-        env["WORKER_CONCURRENCY"] = str(arguments.concurrency)
+    for name, value in (("WORKER_CONCURRENCY", arguments.concurrency),
+                        ("WORKER_PROCESSES", arguments.processes),
+                        (stack.WORKER_COMMAND_ENV, arguments.worker_command)):
+        if value:
+            env[name] = str(value)
     # celeryconfig reads the environment when first imported: set it before the app exists.
     os.environ.update(env)
     from webhooks_api import create_app
@@ -160,13 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         if set(arguments.scenarios) - NEEDS_NO_WORKER:
             bench.worker = stack.start_worker(env, bench.celery,
                                               extra_args=bench.worker_args)
-            print(f"worker: {bench.worker.expanded}", flush=True)
+            print(f"worker: {len(bench.worker.copies)} × {bench.worker.expanded}", flush=True)
             sampler = memory.MemorySampler(bench.worker, env["DATABASE_URL"]).start()
         for name in arguments.scenarios:
             started = time.monotonic()
             SCENARIOS[name](bench)
             durations[name] = round(time.monotonic() - started, 1)
             print(f"{name}: done in {durations[name]:.0f} s", flush=True)
+        scenarios.ratios(bench)
     finally:
         if sampler is not None:
             bench.details["memory"] = memory.summarize(sampler.stop())
@@ -184,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if bench.worker is not None:
         config["worker_command"] = bench.worker.expanded
-        config.update(stack.worker_pool(bench.worker.expanded))
+        config["worker_copies"] = len(bench.worker.copies)
+        config["worker_commands"] = [copy.expanded for copy in bench.worker.copies]
+        config.update(bench.worker.pool())
     config["load_average_at_end"] = os.getloadavg()
     config["seconds"] = round(time.monotonic() - run_started, 1)
     config["durations"] = durations

@@ -1,10 +1,14 @@
 """The stack under test: a fresh database, a broker key prefix, and the Procfile's processes.
 
 The worker and web processes are started from the Procfile's own lines (through bash, so
-`${WORKER_CONCURRENCY:-4}` expands as honcho would), with the virtualenv's scripts first on
-PATH: whatever pool and concurrency the Procfile chooses is what gets measured. Nothing is
-left behind on the shared servers: the benchmark's broker keys are deleted by prefix and
-its database is dropped at the end (unless kept for inspection).
+`${WORKER_CONCURRENCY:-200}` expands as honcho would), with the virtualenv's scripts first
+on PATH: whatever pool and concurrency the Procfile chooses is what gets measured. The
+worker line is started `WORKER_PROCESSES` times (default: the machine's cores), as the
+process manager runs it, each copy a Celery node of its own; a line that is its own
+launcher (`python -m webhooks_worker.replicas N ...`) is started once. Together they are
+"the worker" of a run. Nothing is left behind on the shared servers: the benchmark's broker
+keys are deleted by prefix and its database is dropped at the end (unless kept for
+inspection).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from webhooks_api.embedded import ensure_database, free_port, reachable, wait_fo
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PROCFILE = ROOT / "Procfile"
+# A worker line that starts its own replicas: the process manager runs it once.
+LAUNCHER = "webhooks_worker.replicas"
+# Overrides the Procfile's worker line, for experiments (`--worker-command`).
+WORKER_COMMAND_ENV = "BENCH_WORKER_COMMAND"
 
 
 def procfile_line(name: str) -> str:
@@ -35,6 +43,13 @@ def procfile_line(name: str) -> str:
         if sep and process.strip() == name:
             return command.strip()
     raise KeyError(f"no {name!r} process in {PROCFILE}")
+
+
+def worker_line(env: Mapping[str, str]) -> str:
+    """The worker command of this run: the Procfile's, unless the run (or the caller's
+    environment) overrides it."""
+    return (env.get(WORKER_COMMAND_ENV) or os.environ.get(WORKER_COMMAND_ENV)
+            or procfile_line("worker"))
 
 
 def expand(command: str, env: Mapping[str, str]) -> str:
@@ -173,14 +188,83 @@ class ProcfileProcess:
 
     def stop(self, timeout: float = 60) -> None:
         """Warm shutdown (SIGTERM), then SIGKILL of the process group if it lingers."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
+        self.terminate()
+        self.wait_or_kill(time.monotonic() + timeout)
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait for the exit until `deadline`, then SIGKILL the process group."""
         try:
-            self.process.wait(timeout)
+            self.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+class WorkerProcesses:
+    """The worker line started once per process the process manager would run (see the
+    module docstring), each copy with a node name of its own so that Celery (pings, Flower,
+    mingle) tells them apart; measured and stopped as one worker."""
+
+    def __init__(self, env: Mapping[str, str], log_name: str = "worker",
+                 extra_args: str = "", command: str | None = None):
+        command = command or worker_line(env)
+        full_env = _process_env(env)
+        self.expanded = expand(f"{command} {extra_args}".strip(), full_env)
+        count = worker_copies(command, full_env)
+        self.copies = [
+            ProcfileProcess("worker", env, log_name if count == 1 else f"{log_name}-{number}",
+                            extra_args if LAUNCHER in command  # it names its replicas
+                            else f"{extra_args} {_node_name(env, number)}", command=command)
+            for number in range(1, count + 1)]
+
+    @property
+    def pid(self) -> int:
+        """The first copy's main process."""
+        return self.copies[0].pid
+
+    @property
+    def main_pids(self) -> list[int]:
+        return [copy.pid for copy in self.copies]
+
+    @property
+    def log_paths(self) -> list[Path]:
+        return [copy.log_path for copy in self.copies]
+
+    def pool(self) -> dict:
+        return worker_pool(self.expanded, len(self.copies))
+
+    def exited(self) -> list[Path]:
+        """The logs of the copies that are no longer running."""
+        return [copy.log_path for copy in self.copies if copy.process.poll() is not None]
+
+    def pids(self) -> list[int]:
+        return [pid for copy in self.copies for pid in copy.pids()]
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of every copy's tree: the total, the copies' main processes
+        together, the largest child of any copy."""
+        parts = [copy.rss_mb() for copy in self.copies]
+        return {"total": round(sum(part["total"] for part in parts), 1),
+                "main": round(sum(part["main"] for part in parts), 1),
+                "largest_child": max(part["largest_child"] for part in parts),
+                "processes": sum(part["processes"] for part in parts)}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU seconds of the copies' main processes and of their children."""
+        parts = [copy.cpu_seconds() for copy in self.copies]
+        return {role: sum(part[role] for part in parts) for role in ("main", "children")}
+
+    def stop(self, timeout: float = 60) -> None:
+        """Warm shutdown of every copy at once, then SIGKILL of any that lingers."""
+        for copy in self.copies:
+            copy.terminate()
+        deadline = time.monotonic() + timeout
+        for copy in self.copies:
+            copy.wait_or_kill(deadline)
 
 
 def _rss_kb(pid: int) -> int:
@@ -210,16 +294,24 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def start_worker(env: Mapping[str, str], celery_app, log_name: str = "worker",
-                 extra_args: str = "", timeout: float = 120) -> ProcfileProcess:
-    """The Procfile's worker, waited for until it answers a ping on this run's prefix."""
-    worker = ProcfileProcess("worker", env, log_name, extra_args)
+                 extra_args: str = "", timeout: float = 120) -> WorkerProcesses:
+    """The worker, waited for until every one of its Celery nodes answers a ping on this
+    run's prefix (a copy still starting would otherwise miss the first messages)."""
+    worker = WorkerProcesses(env, log_name, extra_args)
+    nodes = worker.pool()["processes"]
 
     def answered():
-        if worker.process.poll() is not None:
-            raise RuntimeError(f"the worker exited; see {worker.log_path}")
-        return celery_app.control.ping(timeout=0.5)
+        if exited := worker.exited():
+            worker.stop()
+            raise RuntimeError(f"the worker exited; see {', '.join(map(str, exited))}")
+        replies = celery_app.control.ping(timeout=0.5)
+        return len({name for reply in replies for name in reply}) >= nodes
 
-    wait_until(answered, timeout, "the worker to answer a ping")
+    try:
+        wait_until(answered, timeout, f"{nodes} worker nodes to answer a ping")
+    except TimeoutError:
+        worker.stop()
+        raise
     return worker
 
 
@@ -231,11 +323,30 @@ def start_web(env: Mapping[str, str], timeout: float = 60) -> tuple[ProcfileProc
     return web, f"http://127.0.0.1:{port}"
 
 
-def worker_pool(command: str) -> dict:
-    """The pool and how many deliveries run at once: `--concurrency` of one worker, or the
-    number of replicas the launcher (webhooks_worker.replicas) starts."""
-    pool = re.search(r"(?:--pool[= ]|-P ?)(\w+)", command)
-    concurrency = re.search(r"(?:--concurrency[= ]|-c ?|webhooks_worker\.replicas )(\d+)",
-                            command)
-    return {"pool": pool.group(1) if pool else "prefork",
-            "concurrency": int(concurrency.group(1)) if concurrency else os.cpu_count()}
+def _node_name(env: Mapping[str, str], number: int) -> str:
+    """`-n bench<number>-<prefix>@%h`: distinct per copy, and per run on a shared broker."""
+    tag = re.sub(r"[^A-Za-z0-9]+", "-", env.get("WEBHOOKS_BROKER_KEY_PREFIX", "")).strip("-")
+    return f"-n bench{number}-{tag}@%h"
+
+
+def worker_copies(command: str, env: Mapping[str, str]) -> int:
+    """How many times the process manager starts the line: WORKER_PROCESSES, by default
+    one per core; once for a launcher, which starts its replicas itself."""
+    if LAUNCHER in command:
+        return 1
+    return int(env.get("WORKER_PROCESSES") or os.cpu_count() or 1)
+
+
+def worker_pool(command: str, copies: int = 1) -> dict:
+    """The pool of an expanded worker command run `copies` times: deliveries at once per
+    process (`--concurrency`, Celery's default of one per core, 1 for solo), the Celery
+    processes (copies, or the replicas a launcher starts) and the slots of them all."""
+    pool_match = re.search(r"(?:--pool[= ]|-P ?)(\w+)", command)
+    pool = pool_match.group(1) if pool_match else "prefork"
+    concurrency = re.search(r"(?:--concurrency[= ]|-c ?)(\d+)", command)
+    per_process = 1 if pool == "solo" else (
+        int(concurrency.group(1)) if concurrency else os.cpu_count() or 1)
+    replicas = re.search(re.escape(LAUNCHER) + r" (\d+)", command)
+    processes = copies * (int(replicas.group(1)) if replicas else 1)
+    return {"pool": pool, "concurrency": per_process, "processes": processes,
+            "slots": per_process * processes}

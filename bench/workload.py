@@ -45,10 +45,12 @@ _INSERT_SUBSCRIPTIONS = text("""
 
 @dataclass
 class Tenant:
-    """A scenario's tenant, its subscriptions and the events it published (id → time)."""
+    """A scenario's tenant, its subscriptions (ids and URLs, in the same order) and the
+    events it published (id → time)."""
 
     id: str
     subscription_ids: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
     published: dict[str, float] = field(default_factory=dict)
 
 
@@ -59,7 +61,7 @@ def make_tenant(session: Session, settings: Settings, name: str, urls: list[str]
     Subscriptions are written directly (not through the API): creating 10,000 of them is
     setup, not what is measured. They share one signing secret, encrypted as the API does.
     """
-    tenant = Tenant(id=f"bench_{name}_{uuid.uuid4().hex[:6]}")
+    tenant = Tenant(id=f"bench_{name}_{uuid.uuid4().hex[:6]}", urls=list(urls))
     create_tenant(session, tenant.id)
     tenant.subscription_ids = [f"sub_{uuid.uuid4().hex[:24]}" for _ in urls]
     ciphertext = SecretBox(settings.encryption_keys).encrypt(new_signing_secret())
@@ -103,6 +105,8 @@ _PROGRESS = text("""
            count(*) FILTER (WHERE attempt_count > 0 OR status NOT IN ('pending', 'retrying'))
                AS attempted
     FROM deliveries WHERE tenant_id = :tenant_id
+      AND (CAST(:subscription_ids AS text[]) IS NULL
+           OR subscription_id = ANY(CAST(:subscription_ids AS text[])))
 """)
 
 
@@ -113,18 +117,38 @@ class Progress:
     attempted: int
 
 
-def progress(session: Session, tenant: Tenant) -> Progress:
-    row = session.execute(_PROGRESS, {"tenant_id": tenant.id}).one()
+def progress(session: Session, tenant: Tenant,
+             subscription_ids: list[str] | None = None) -> Progress:
+    """The tenant's deliveries, or only those of `subscription_ids` (the healthy ones of a
+    scenario with endpoints that hang)."""
+    row = session.execute(_PROGRESS, {"tenant_id": tenant.id,
+                                      "subscription_ids": subscription_ids}).one()
     session.rollback()  # a fresh snapshot on every poll
     return Progress(row.rows, row.succeeded, row.attempted)
 
 
 def wait_attempted(session: Session, tenant: Tenant, expected: int, timeout: float,
-                   interval: float = 0.1) -> Progress:
-    """Wait until every one of `expected` deliveries has had its first attempt stored."""
+                   interval: float = 0.1, subscription_ids: list[str] | None = None
+                   ) -> Progress:
+    """Wait until every one of `expected` deliveries (of `subscription_ids`, else of the
+    tenant) has had its first attempt stored."""
     return wait_until(
-        lambda: (p := progress(session, tenant)).attempted >= expected and p,
+        lambda: (p := progress(session, tenant, subscription_ids)).attempted >= expected and p,
         timeout, f"{expected} attempted deliveries of {tenant.id}", interval)
+
+
+_DELIVERY_IDS = text("""
+    SELECT id FROM deliveries
+    WHERE tenant_id = :tenant_id AND subscription_id = ANY(CAST(:subscription_ids AS text[]))
+""")
+
+
+def delivery_ids(session: Session, tenant: Tenant, subscription_ids: list[str]) -> set[str]:
+    """The ids of the tenant's deliveries to these subscriptions."""
+    ids = set(session.execute(_DELIVERY_IDS, {"tenant_id": tenant.id,
+                                              "subscription_ids": subscription_ids}).scalars())
+    session.rollback()
+    return ids
 
 
 def attempts_total(session: Session) -> int:
