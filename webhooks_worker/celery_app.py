@@ -2,7 +2,7 @@
 
 from webhooks_api.config import ConfigError, worker_refusal
 
-from .green import cooperate_with_gevent
+from .green import BufferedTaskEvents, cooperate_with_gevent
 
 cooperate_with_gevent()  # before any connection is made
 
@@ -15,5 +15,7 @@ except ConfigError as error:
     raise worker_refusal(error) from None
 
 from . import heap, maintenance, observability, tasks  # noqa: E402,F401  (tasks, signals)
+
+celery_app.steps["consumer"].add(BufferedTaskEvents)
 
 __all__ = ["celery_app", "flask_app"]
