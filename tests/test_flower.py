@@ -220,12 +220,21 @@ def test_flower_and_inspect_show_the_pool_its_concurrency_and_deliveries_in_flig
                   for task in inspect.active()[name] if task["name"] == "webhooks.deliver"}
         assert in_flight <= active
 
-        answer = requests.get(f"{flower}/api/workers", params={"refresh": 1}, auth=AUTH,
-                              timeout=30)
-        answer.raise_for_status()
-        shown = answer.json()[name]
+        def shown_by_flower() -> dict | None:
+            # Flower asks the worker itself (refresh); its tasks only when named.
+            answer = requests.get(f"{flower}/api/workers",
+                                  params={"refresh": 1, "workername": name}, auth=AUTH,
+                                  timeout=30)
+            answer.raise_for_status()
+            shown = answer.json().get(name, {})
+            return shown if "stats" in shown and "active" in shown else None
+
+        shown = wait_for(shown_by_flower, timeout=60, interval=1,
+                         message="Flower to show the worker's stats and active tasks")
         assert shown["stats"]["pool"]["max-concurrency"] == WORKER_CONCURRENCY
         assert shown["stats"]["pool"]["implementation"].endswith("gevent:TaskPool")
-        assert in_flight <= {task["kwargs"]["delivery_id"] for task in shown["active"]}
+        # Flower shows the kwargs as their repr (the message's kwargsrepr).
+        assert in_flight <= {ast.literal_eval(task["kwargs"])["delivery_id"]
+                             for task in shown["active"]}
     finally:
         release.set()

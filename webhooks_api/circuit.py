@@ -71,8 +71,14 @@ return 0
 
 @cache
 def redis_client(url: str) -> redis.Redis:
-    """One client (and connection pool) per Redis URL and process."""
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    """One client (and connection pool) per Redis URL and process. The pool is bounded and
+    blocks: hundreds of deliveries in flight under the gevent pool share its connections
+    rather than each opening one; a wait past 2 s is an error the callers let through.
+    kombu's `redis+socket://` (the embedded Redis) is redis-py's `unix://`."""
+    if url.startswith("redis+socket://"):
+        url = "unix://" + url.removeprefix("redis+socket://")
+    return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+        url, max_connections=50, timeout=2, socket_timeout=2, socket_connect_timeout=2))
 
 
 class Breaker:

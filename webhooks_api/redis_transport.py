@@ -1,6 +1,6 @@
-"""kombu's Redis transport with three fixes: a worker survives a Redis outage, a command
-does not pay for building a Redis client, and a green pool takes its next messages as
-soon as it has room for them.
+"""kombu's Redis transport with four fixes: a worker survives a Redis outage, a command
+does not pay for building a Redis client, a green pool takes its next messages as soon as
+it has room for them, and its many tasks wait for a broker connection instead of failing.
 
 Outage: Celery 5.7's consumer, on losing the broker, first `collect()`s its connection
 (which detaches the transport from it: `transport.client = None`) and then `close()`s it.
@@ -28,16 +28,34 @@ moved `concurrency` messages per 2 s (seen in tests/test_faults.py, pairs of tas
 seconds apart). While the prefetch is full the poll here lasts `FULL_POLL_SECONDS`, so the
 next BRPOP goes out within that long of an ack; polling an idle socket that often costs
 nothing measurable.
+
+Connections: kombu's channel pool holds 10 connections and raises `MaxConnectionsError`
+when an 11th is wanted. Hundreds of greenlets acking and sending retries at once then
+failed ("Couldn't ack ... MaxConnectionsError": the message stays unacknowledged and comes
+back after the visibility timeout; a retry that cannot be sent is dropped). The pool here
+blocks for up to `POOL_WAIT_SECONDS` for a free connection, and holds `MAX_CONNECTIONS`.
 """
 
 from __future__ import annotations
 
+import redis
 from kombu.transport import redis as kombu_redis
 from redis import exceptions
+
+MAX_CONNECTIONS = 50
+POOL_WAIT_SECONDS = 30
 
 
 class Channel(kombu_redis.Channel):
     _sync_client = None
+    max_connections = MAX_CONNECTIONS
+
+    def _get_pool(self, asynchronous=False):
+        if asynchronous:  # the BRPOP/LISTEN connection: one, kombu's own
+            return super()._get_pool(asynchronous=True)
+        params = self._connparams()
+        self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])
+        return redis.BlockingConnectionPool(timeout=POOL_WAIT_SECONDS, **params)
 
     def _connparams(self, asynchronous=False):
         if self.connection.client is None:
