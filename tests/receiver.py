@@ -99,6 +99,19 @@ class Receiver:
     def url(self) -> str:
         return f"{self.base_url}/hook"
 
+    def hold(self, path: str, seconds: float = 30) -> threading.Event:
+        """Requests to `path` get no answer (others 200) until the returned event is set,
+        or `seconds` have passed: an attempt held in flight for as long as a test needs."""
+        release = threading.Event()
+
+        def respond(request: Received) -> Reply:
+            if request.path == path:
+                release.wait(seconds)
+            return Reply()
+
+        self.respond = respond
+        return release
+
     def posts(self, path: str | None = None) -> list[Received]:
         with self._lock:
             return [r for r in self.requests

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import threading
 from collections import Counter
 
 import pytest
@@ -196,13 +195,7 @@ def test_flower_and_inspect_show_the_pool_its_concurrency_and_deliveries_in_flig
     """What an operator reads off a running worker: the gevent pool, how many deliveries it
     runs at once (the Procfile's --concurrency), and the deliveries in flight now (three
     attempts held open by the receiver)."""
-    release = threading.Event()
-
-    def held(request):
-        release.wait(30)
-        return Reply()
-
-    receiver.respond = held
+    release = receiver.hold("/held")
     create_subscription(client, tenant, f"{receiver.base_url}/held", ["user.login"])
     for marker in range(3):
         publish_via_api(client, tenant, "user.login", {"n": marker})

@@ -5,7 +5,6 @@ an attempt, and a healthy receiver's delivery goes out meanwhile."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 from tests.engine_support import (
@@ -18,7 +17,6 @@ from tests.engine_support import (
     log_since,
 )
 from tests.helpers import wait_for
-from tests.receiver import Reply
 from webhooks_worker.window import INITIAL_WINDOW
 
 HANGING_EVENTS = 25
@@ -26,14 +24,7 @@ HANGING_EVENTS = 25
 
 def test_a_hanging_receiver_gets_its_window_and_the_rest_is_deferred(
         app, client, tenant, receiver, test_env, session):
-    release = threading.Event()
-
-    def respond(request):
-        if request.path == "/hang":
-            release.wait(30)
-        return Reply()
-
-    receiver.respond = respond
+    release = receiver.hold("/hang")
     hanging = create_subscription(client, tenant, f"{receiver.base_url}/hang",
                                   ["invoice.created"])
     execute(app, "UPDATE subscriptions SET timeout_seconds = 5 WHERE id = :id",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 
 from sqlalchemy import text
@@ -116,14 +115,7 @@ def test_an_https_receiver_that_holds_its_answer_does_not_hold_the_process(
         client, tenant, tls_receiver, test_env):
     """TLS sockets are gevent's too: one HTTPS attempt waiting for its answer, another
     HTTPS delivery of the same process goes through meanwhile."""
-    release = threading.Event()
-
-    def respond(request):
-        if request.path == "/held":
-            release.wait(30)
-        return Reply()
-
-    tls_receiver.respond = respond
+    release = tls_receiver.hold("/held")
     port = tls_receiver.server.server_address[1]
     create_subscription(client, tenant, f"https://localhost:{port}/held", ["user.login"])
     create_subscription(client, tenant, f"https://localhost:{port}/hook", ["user.registered"])

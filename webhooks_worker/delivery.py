@@ -219,11 +219,12 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
 
     body = claim.body.encode("utf-8")
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)
+    result = None
     try:
         result = http.post(http.delivery_session(settings.allow_private_targets), claim.url,
                            body, headers, claim.timeout_seconds, settings.ca_bundle)
-    finally:  # a time limit may cut the POST short: its slot goes back all the same
-        window.release(slot, locals().get("result"))
+    finally:  # a time limit may cut the POST short (no result): its slot goes back too
+        window.release(slot, result)
     return record_patiently(session, partial(
         finish_attempt, settings=settings, claim=claim, breaker=breaker,
         delivery_id=delivery_id, attempt_number=attempt_number, trigger=trigger,
