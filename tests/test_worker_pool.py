@@ -132,4 +132,3 @@ def test_an_https_receiver_that_holds_its_answer_does_not_hold_the_process(
                      message="the other HTTPS delivery while one is held")
         finally:
             release.set()
-

@@ -1,6 +1,6 @@
-"""kombu's Redis transport with three fixes: a worker survives a Redis outage, a command
-does not pay for building a Redis client, and a green pool's many tasks wait for a broker
-connection instead of failing.
+"""kombu's Redis transport with four fixes: a worker survives a Redis outage, a command
+does not pay for building a Redis client, a green pool takes its next messages as soon as
+it has room for them, and its many tasks wait for a broker connection instead of failing.
 
 Outage: Celery 5.7's consumer, on losing the broker, first `collect()`s its connection
 (which detaches the transport from it: `transport.client = None`) and then `close()`s it.
@@ -19,6 +19,15 @@ response callbacks in each constructor: about 0.5 ms of CPU, four or five times 
 measured at 11 % of a worker's CPU (docs/decisions/0006-redis-client-per-channel.md). A
 client holds no connection of its own (it borrows from the channel's pool per command and
 is thread-safe), so the channel keeps one for as long as its pool lives.
+
+Room: under the gevent pool Celery's consumer has no event loop; it calls
+`drain_events(timeout=2)` in a loop, and kombu's poller issues BRPOP only while the
+prefetch limit (the pool's concurrency) leaves room. With every slot taken when a poll
+starts, the poll waits out its 2 s though the tasks finish in milliseconds: a backlog then
+moved `concurrency` messages per 2 s (seen in tests/test_faults.py, pairs of tasks two
+seconds apart). While the prefetch is full the poll here lasts `FULL_POLL_SECONDS`, so the
+next BRPOP goes out within that long of an ack; polling an idle socket that often costs
+nothing measurable.
 
 Connections: kombu's channel pool holds 10 connections and raises `MaxConnectionsError`
 when an 11th is wanted. Hundreds of greenlets acking and sending retries at once then
@@ -62,5 +71,20 @@ class Channel(kombu_redis.Channel):
         return client
 
 
+FULL_POLL_SECONDS = 0.005
+
+
+class _Poller(kombu_redis.MultiChannelPoller):
+    def get(self, callback, timeout=None):
+        if timeout is not None and any(channel.active_queues and not channel.qos.can_consume()
+                                       for channel in self._channels):
+            timeout = min(timeout, FULL_POLL_SECONDS)
+        return super().get(callback, timeout)
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cycle = _Poller()  # before any channel registers with it
