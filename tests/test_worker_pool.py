@@ -132,3 +132,29 @@ def test_an_https_receiver_that_holds_its_answer_does_not_hold_the_process(
                      message="the other HTTPS delivery while one is held")
         finally:
             release.set()
+
+
+def test_a_full_pool_takes_its_next_message_as_soon_as_a_slot_frees(
+        app, client, tenant, receiver, test_env):
+    """Two slots, a backlog of 20 deliveries to a receiver that answers after 100 ms. With
+    both slots taken when the consumer polls, kombu's poll would wait out its 2 s before the
+    next BRPOP (the backlog moving two messages per 2 s, ~20 s in all); the transport's
+    short poll while the prefetch is full fetches the next message within milliseconds of
+    an ack (redis_transport.FULL_POLL_SECONDS)."""
+    def answer_after_100_ms(request):
+        time.sleep(0.1)
+        return Reply()
+
+    receiver.respond = answer_after_100_ms
+    create_subscription(client, tenant, f"{receiver.base_url}/hook", ["user.login"])
+    backlog = [delivery for n in range(20)
+               for delivery in store_without_messages(app, tenant["id"], "user.login", {"n": n})]
+    with isolated_worker(test_env, concurrency=2) as worker:
+        started = time.monotonic()
+        for delivery_id in backlog:
+            worker.deliver(delivery_id, 1)
+        wait_for(lambda: len(receiver.posts("/hook")) >= len(backlog), timeout=60,
+                 message="the backlog of 20 deliveries")
+        took = time.monotonic() - started
+    # 20 × 100 ms on two slots is 1 s; waiting out 2 s polls would take ~20 s.
+    assert took < 8, f"the backlog took {took:.1f} s"
