@@ -168,6 +168,33 @@ def test_connections_are_kept_for_more_receivers_than_urllib3_keeps_by_default(
             receiver.stop()
 
 
+def test_a_receiver_with_many_deliveries_in_flight_keeps_their_connections(
+        client, tenant, receiver, test_env):
+    """Two events to 30 subscriptions of one receiver, each event's 30 attempts in flight
+    at once (the receiver answers when all 30 have arrived): the second event reuses the
+    30 connections of the first. With urllib3's default of 10 idle connections per pool,
+    20 were closed on return and opened again (50 in all)."""
+    in_flight = 30
+    barrier = threading.Barrier(in_flight, timeout=30)
+
+    def answer_when_all_arrived(request):
+        barrier.wait()
+        return Reply()
+
+    receiver.respond = answer_when_all_arrived
+    for number in range(in_flight):
+        create_subscription(client, tenant, f"{receiver.base_url}/hook/{number}",
+                            ["invoice.created"])
+    with isolated_worker(test_env, concurrency=40) as worker:
+        for number in range(1, 3):
+            worker.publish(event_type="invoice.created", event_data={"n": number},
+                           tenant_id=tenant["id"])
+            wait_for(lambda n=number: len(receiver.posts()) == n * in_flight, timeout=60,
+                     message=f"event {number} at all {in_flight} subscriptions")
+    assert receiver.connections <= in_flight + 2, (
+        f"{receiver.connections} connections for {2 * in_flight} deliveries")
+
+
 def test_the_publish_api_reads_nothing_back_after_its_commit(app, client, tenant):
     with counting(app) as counts:
         publish_via_api(client, tenant, "invoice.created", {"n": 1})
