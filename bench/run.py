@@ -117,6 +117,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-target", type=int,
                         help="deliveries the worker must have made before the last RSS "
                              "sample (default: 50,000 with --full, else none)")
+    parser.add_argument("--sustained-rate", type=float,
+                        help="events/s of hanging_sustained (default 10: 1,000 deliveries/s, "
+                             "more than a 2-core machine carries; below its 100-subscription "
+                             "throughput the p99 measures latency, not a backlog)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     parser.add_argument("--keep-db", action="store_true",
                         help="keep the benchmark database for inspection")
@@ -157,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = dict(SIZES[arguments.mode])
     if arguments.memory_target is not None:
         sizes["memory_target"] = arguments.memory_target
+    if arguments.sustained_rate is not None:
+        sizes["sustained_rate"] = arguments.sustained_rate
     env = stack.bench_env(*stack.default_servers())
     for name, value in (("WORKER_CONCURRENCY", arguments.concurrency),
                         ("WORKER_PROCESSES", arguments.processes),
