@@ -42,5 +42,5 @@ def redacted(headers: dict[str, str], names) -> dict[str, str]:
 def mask_errors(headers: dict[str, str]) -> list[str]:
     """A value equal to the mask is what a response showed, not a value to send."""
     return [f"header {name[:64]!r}: {MASK!r} is the mask responses show in place of the "
-            "value; send the real value (PATCH replaces headers whole)"
+            "value; send the real value (headers are replaced whole)"
             for name, value in headers.items() if value == MASK]
