@@ -35,7 +35,7 @@ def test_create_answers_the_documented_shape_with_the_secret(client, tenant):
     assert body["id"].startswith("sub_") and body["secret"].startswith("whsec_")
     assert body["event_types"] == ["invoice.created", "payment.*"]
     assert (body["status"], body["is_active"], body["disabled_reason"]) == ("active", True, None)
-    assert body["timeout_seconds"] == 10 and body["headers"] == {"X-Team": "billing"}
+    assert body["timeout_seconds"] == 10 and body["headers"] == {"X-Team": "[redacted]"}
     assert body["metadata"] == {"owner": "ops"} and body["description"] == "billing"
     assert {name: body[name] for name in STATISTICS} == {
         "success_count": 0, "failure_count": 0, "consecutive_failures": 0,
@@ -219,7 +219,7 @@ def test_patch_changes_only_the_fields_sent(client, tenant):
     assert response.status_code == 200
     body = response.json
     assert body["event_types"] == ["payment.succeeded"] and body["timeout_seconds"] == 60
-    assert body["headers"] == {"X-Env": "prod"} and body["description"] is None
+    assert body["headers"] == {"X-Env": "[redacted]"} and body["description"] is None
     assert body["url"] == created["url"] and body["metadata"] == {"a": 1}
     assert body["updated_at"] >= created["updated_at"]
 

@@ -55,7 +55,8 @@ def test_success_on_the_first_attempt_records_every_field(app, client, tenant, r
     assert attempt.request_headers["X-Webhook-Signature"] == "[redacted]"
     assert attempt.request_headers["webhook-signature"] == "[redacted]"
     assert attempt.request_headers["X-Webhook-Delivery-Id"] == delivery.id
-    assert attempt.request_headers["X-Custom-Token"] == "abc"
+    assert attempt.request_headers["X-Custom-Token"] == "[redacted]"
+    assert attempt.request_headers["Authorization"] == "[redacted]"
     assert attempt.response_status == 200
     assert attempt.response_headers["X-Receiver"] == "yes"
     assert attempt.response_body == '{"ok": true}'

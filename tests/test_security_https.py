@@ -3,6 +3,8 @@ always verified, against WEBHOOKS_CA_BUNDLE when it is set."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
@@ -70,3 +72,51 @@ def test_certificate_is_verified_and_ca_bundle_trusted(client, tenant, tls_recei
     session.expire_all()
     succeeded = session.scalars(select(Delivery).where(Delivery.status == "success")).all()
     assert sorted(d.event.event_id for d in succeeded) == ["evt_trusted", "evt_trusted"]
+
+
+def test_http_subscription_is_not_contacted_once_https_is_required(client, tenant, receiver,
+                                                                   session, test_env):
+    """A subscription made with http:// before WEBHOOKS_REQUIRE_HTTPS was turned on: its
+    delivery fails at once with `https_required`, is never retried, and the receiver is
+    never even connected to."""
+    created = client.post(SUBSCRIPTIONS, headers=tenant["headers"], json={
+        "url": receiver.url, "event_types": ["invoice.created"]})
+    assert created.status_code == 201 and created.json["url"].startswith("http://")
+
+    with isolated_worker(test_env, {"WEBHOOKS_REQUIRE_HTTPS": "true"}) as strict, \
+            strict.task_events() as events:
+        strict.publish("invoice.created", {"n": 1}, tenant["id"], event_id="evt_plain")
+
+        def failed():
+            session.expire_all()
+            return session.scalars(select(Delivery).where(Delivery.status == "failed")).all()
+
+        [delivery] = wait_for(failed, timeout=30, message="the delivery to fail")
+        wait_for(lambda: _finished(events, "webhooks.deliver"), timeout=30,
+                 message="the deliver task to finish")
+        # An absence needs a window: well past every retry of the 1 s test schedule.
+        time.sleep(3 * sum(int(s) for s in test_env["WEBHOOKS_RETRY_SCHEDULE"].split(",")))
+    assert receiver.requests == [] and receiver.connections == 0
+    assert not [e for e in events if e["type"] == "task-retried"]
+
+    session.expire_all()
+    delivery = session.get(Delivery, delivery.id)
+    assert (delivery.status, delivery.attempt_count, delivery.next_retry_at) == ("failed", 1,
+                                                                                 None)
+    assert delivery.last_error == ("https_required: URL must use https "
+                                   "(WEBHOOKS_REQUIRE_HTTPS is on)")
+    shown = client.get(f"/api/v1/webhooks/deliveries/{delivery.id}",
+                       headers=tenant["headers"]).json
+    [attempt] = shown["attempts"]
+    assert attempt["error"] == {"error_class": "https_required",
+                                "message": "URL must use https (WEBHOOKS_REQUIRE_HTTPS is on)"}
+    assert attempt["response_status"] is None and attempt["request_headers"] == {}
+
+
+def _finished(events: list[dict], task_name: str) -> set[str]:
+    """The ids of the `task_name` tasks received, once every one of them has finished."""
+    received = {e["uuid"] for e in events
+                if e["type"] == "task-received" and e.get("name") == task_name}
+    done = {e["uuid"] for e in events
+            if e["type"] in ("task-succeeded", "task-failed", "task-retried")}
+    return received if received and received <= done else set()

@@ -1,5 +1,6 @@
-"""Secrets: signing secrets encrypted at rest with a rotatable key; no secret, key or
-signature in logs, task messages (what the broker and Flower hold) or API error bodies."""
+"""Secrets: signing secrets and custom header values encrypted at rest with a rotatable
+key; no secret, key, signature or header value in logs, task messages (what the broker and
+Flower hold) or API error bodies."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from webhooks_api.secrets import SecretBox, new_signing_secret
 
 SUBSCRIPTIONS = "/api/v1/webhooks/subscriptions"
 OLD_KEY = DEVELOPMENT_ENCRYPTION_KEY  # what the test app encrypts with
+RECEIVER_TOKEN = "receiver-token-3f9a1c"  # a custom header value: the receiver's credential
 
 
 def _flask(test_env: dict[str, str], *args: str, **extra_env: str) -> subprocess.CompletedProcess:
@@ -50,13 +52,15 @@ def _give_previous_secret(session, subscription_id: str) -> str:
 
 
 def test_key_rotation_reencrypts_every_secret(client, tenant, receiver, session, test_env):
-    secrets, paths = {}, {}
+    secrets, paths, tokens = {}, {}, {}
     for number in range(3):
         created = client.post(SUBSCRIPTIONS, headers=tenant["headers"], json={
-            "url": f"{receiver.url}?n={number}", "event_types": ["invoice.created"]})
+            "url": f"{receiver.url}?n={number}", "event_types": ["invoice.created"],
+            "headers": {"X-Token": f"token-{number}"}})
         assert created.status_code == 201, created.json
         secrets[created.json["id"]] = [created.json["secret"]]
         paths[created.json["id"]] = f"/hook?n={number}"
+        tokens[created.json["id"]] = f"token-{number}"
     first_id = sorted(secrets)[0]
     secrets[first_id].append(_give_previous_secret(session, first_id))
     before = {s.id: s.updated_at for s in session.scalars(select(Subscription))}
@@ -65,7 +69,7 @@ def test_key_rotation_reencrypts_every_secret(client, tenant, receiver, session,
     result = _flask(test_env, "secrets", "reencrypt", "--batch-size", "2",
                     WEBHOOKS_ENCRYPTION_KEY=f"{new_key},{OLD_KEY}")
     assert result.returncode == 0, result.stderr
-    assert "re-encrypted the secrets of 3 subscriptions" in result.stdout
+    assert "re-encrypted the secrets and header values of 3 subscriptions" in result.stdout
 
     session.expire_all()
     new_only, old_only = Fernet(new_key.encode()), Fernet(OLD_KEY.encode())
@@ -74,6 +78,10 @@ def test_key_rotation_reencrypts_every_secret(client, tenant, receiver, session,
         ciphertexts = [c for c in ciphertexts if c]
         assert [new_only.decrypt(c.encode()).decode() for c in ciphertexts] \
             == secrets[subscription.id]
+        header_ciphertext = subscription.header_ciphertexts["X-Token"]
+        assert new_only.decrypt(header_ciphertext.encode()).decode() \
+            == tokens[subscription.id]
+        ciphertexts.append(header_ciphertext)
         for ciphertext in ciphertexts:
             with pytest.raises(InvalidToken):
                 old_only.decrypt(ciphertext.encode())
@@ -87,6 +95,7 @@ def test_key_rotation_reencrypts_every_secret(client, tenant, receiver, session,
     by_path = {request.path: request for request in receiver.requests}
     for subscription_id, subscription_secrets in secrets.items():
         request = by_path[paths[subscription_id]]
+        assert request.headers["X-Token"] == tokens[subscription_id]
         for secret in subscription_secrets:
             verified = Webhook(secret).verify(request.body, dict(request.headers))
             assert verified["tenant_id"] == tenant["id"]
@@ -104,11 +113,12 @@ def test_reencrypt_names_a_secret_no_key_decrypts(app, client, tenant):
     assert "WEBHOOKS_ENCRYPTION_KEY" in result.output
 
 
-def _secret_material(secret: str, api_key: str, ciphertext: str) -> set[str]:
+def _secret_material(secret: str, api_key: str, ciphertext: str,
+                     header_value: str) -> set[str]:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     return {secret, secret.removeprefix("whsec_"), key.hex(),
             base64.urlsafe_b64encode(key).decode(), api_key, api_key.removeprefix("whk_"),
-            ciphertext, OLD_KEY}
+            ciphertext, OLD_KEY, header_value}
 
 
 def _signatures(request) -> set[str]:
@@ -165,11 +175,11 @@ def test_no_secret_material_in_logs_task_messages_or_error_bodies(
     caplog.set_level(logging.DEBUG, logger="webhooks_worker")
     created = client.post(SUBSCRIPTIONS, headers=tenant["headers"], json={
         "url": receiver.url, "event_types": ["invoice.*"],
-        "headers": {"Authorization": "Bearer receiver-token"}})
+        "headers": {"Authorization": f"Bearer {RECEIVER_TOKEN}"}})
     assert created.status_code == 201
     secret, subscription_id = created.json["secret"], created.json["id"]
     ciphertext = session.get(Subscription, subscription_id).secret_ciphertext
-    material = _secret_material(secret, tenant["api_key"], ciphertext)
+    material = _secret_material(secret, tenant["api_key"], ciphertext, RECEIVER_TOKEN)
     hashed_key = hashlib.sha256(tenant["api_key"].encode()).hexdigest()
     material.add(hashed_key)
 
@@ -197,17 +207,21 @@ def test_no_secret_material_in_logs_task_messages_or_error_bodies(
 
     for request in receiver.requests:
         material |= _signatures(request)
+        assert request.headers["Authorization"] == f"Bearer {RECEIVER_TOKEN}"
     task_events = json.dumps([e for e in events if e["type"].startswith("task-")])
     assert "evt_second" in task_events and "dlv_" in task_events
     assert "Task webhooks.deliver[" in worker_log
     error_bodies = _error_bodies(app, client, tenant, secret, subscription_id)
     assert all(len(bodies) >= len(_AUTH_FAILURES) for bodies in error_bodies.values())
-    # At rest: the subscription row holds a Fernet ciphertext, the key row a SHA-256.
+    # At rest: the subscription row holds Fernet ciphertexts, the key row a SHA-256, the
+    # attempts the header's name with its value redacted.
     stored_rows = json.dumps([
-        [str(value) for value in row] for table in ("subscriptions", "api_keys")
+        [str(value) for value in row]
+        for table in ("subscriptions", "api_keys", "delivery_attempts")
         for row in session.execute(text(f"SELECT * FROM {table}"))
     ])
     assert ciphertext in stored_rows and hashed_key in stored_rows
+    assert "'Authorization': '[redacted]'" in stored_rows
     at_rest_material = material - {ciphertext, hashed_key}
     places = {
         "database rows": stored_rows,

@@ -18,7 +18,7 @@ from .services.secret_keys import reencrypt_secrets
 
 tenants_cli = AppGroup("tenants", help="Manage tenants.")
 api_keys_cli = AppGroup("api-keys", help="Manage tenants' API keys.")
-secrets_cli = AppGroup("secrets", help="Manage the encryption of signing secrets.")
+secrets_cli = AppGroup("secrets", help="Manage the encryption of secrets and header values.")
 
 
 def _fail(error: DomainError) -> None:
@@ -80,7 +80,8 @@ def revoke_api_key(key_id: str) -> None:
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1),
               help="Subscriptions re-encrypted per committed transaction.")
 def reencrypt(batch_size: int) -> None:
-    """Re-encrypt every signing secret with the first WEBHOOKS_ENCRYPTION_KEY.
+    """Re-encrypt every signing secret and custom header value with the first
+    WEBHOOKS_ENCRYPTION_KEY.
 
     Key rotation: set WEBHOOKS_ENCRYPTION_KEY=NEW,OLD everywhere, run this, then remove OLD.
     """
@@ -89,7 +90,8 @@ def reencrypt(batch_size: int) -> None:
                                       batch_size)
     except DomainError as error:
         _fail(error)
-    click.echo(f"re-encrypted the secrets of {rewritten} subscriptions with the first key")
+    click.echo(f"re-encrypted the secrets and header values of {rewritten} subscriptions "
+               "with the first key")
 
 
 def register(app: Flask) -> None:

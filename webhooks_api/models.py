@@ -86,7 +86,9 @@ class Subscription(db.Model):
     event_types: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     timeout_seconds: Mapped[int] = mapped_column(Integer, nullable=False, server_default="30")
-    headers: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # Custom headers, name → Fernet ciphertext of the value (webhooks_api.custom_headers).
+    header_ciphertexts: Mapped[dict] = mapped_column(JSONB, nullable=False,
+                                                     server_default="{}")
     extra_metadata: Mapped[dict] = mapped_column(
         "metadata", JSONB, nullable=False, server_default="{}"
     )

@@ -17,6 +17,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from .catalogue import EVENT_TYPE_PATTERN
 from .circuit import circuit_state
+from .custom_headers import MASK, masked
 from .header_rules import MAX_CUSTOM_HEADERS
 from .ids import EVENT_ID_PATTERN, ID_PATTERN
 from .jsonvalues import json_value_error, text_error
@@ -122,9 +123,11 @@ def _headers(**kwargs) -> fields.Dict:
         keys=Text(validate=validate.Length(min=1)),
         values=Text(),
         metadata={"maxProperties": MAX_CUSTOM_HEADERS,
-                  "description": "Extra headers sent with every delivery; Content-Type, "
-                                 "Content-Length, Host, User-Agent, X-Webhook-* and "
-                                 "webhook-* are reserved"},
+                  "description": "Extra headers sent with every delivery, replaced whole "
+                                 "on PATCH; Content-Type, Content-Length, Host, "
+                                 "User-Agent, X-Webhook-* and webhook-* are reserved. "
+                                 "Values are stored encrypted and never shown again; "
+                                 f"{MASK!r} (what responses show) is refused as a value"},
         **kwargs,
     )
 
@@ -179,7 +182,10 @@ class SubscriptionSchema(Schema):
     disabled_at = fields.DateTime(required=True, allow_none=True)
     timeout_seconds = fields.Integer(required=True)
     max_per_second = fields.Integer(required=True, allow_none=True)
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    headers = fields.Function(
+        lambda subscription: masked(subscription.header_ciphertexts), required=True,
+        metadata={"type": "object", "additionalProperties": {"type": "string"},
+                  "description": f"The custom header names, each value shown as {MASK!r}"})
     metadata = fields.Dict(attribute="extra_metadata", required=True)
     previous_secret_expires_at = fields.DateTime(
         required=True, allow_none=True,
@@ -247,7 +253,9 @@ class AttemptSchema(Schema):
     started_at = fields.DateTime(required=True)
     duration_ms = fields.Integer(required=True)
     request_headers = fields.Dict(
-        required=True, metadata={"description": "As sent, signature values redacted"})
+        required=True, metadata={"description": "As sent, with the values of the "
+                                               "signatures and of the custom headers "
+                                               f"redacted ({MASK!r})"})
     response_status = fields.Integer(required=True, allow_none=True)
     response_headers = fields.Dict(required=True, allow_none=True)
     response_body = fields.String(required=True, allow_none=True,

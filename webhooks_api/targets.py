@@ -1,5 +1,9 @@
 """Which webhook target URLs are allowed: scheme, the HTTPS rule and the SSRF rule.
 
+The HTTPS rule, `breaks_https_rule`, is judged when a subscription is created or changed
+and again by the worker before each attempt, since a subscription made with `http://`
+before WEBHOOKS_REQUIRE_HTTPS was turned on must not be contacted either.
+
 One predicate, `is_forbidden_address`, and one resolution rule, `checked_addresses`, serve
 both places a target is judged: here when a subscription is created or changed, and in the
 worker's HTTP client (webhooks_worker.http) at send time, which then connects to exactly
@@ -22,6 +26,7 @@ from .config import Settings
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+HTTPS_REQUIRED = "URL must use https (WEBHOOKS_REQUIRE_HTTPS is on)"
 
 
 class ForbiddenAddressError(Exception):
@@ -73,6 +78,10 @@ def checked_addresses(host: str, port: int, refuse_private: bool) -> list[Addres
     return addresses
 
 
+def breaks_https_rule(url: str, settings: Settings) -> bool:
+    return settings.require_https and urlsplit(url).scheme != "https"
+
+
 def target_url_errors(url: str, settings: Settings) -> list[str]:
     """Messages a person can act on; empty when the URL may be used."""
     try:
@@ -86,8 +95,8 @@ def target_url_errors(url: str, settings: Settings) -> list[str]:
         return ["URL must include a host"]
     if parts.username or parts.password:
         return ["URL must not include credentials; use custom headers instead"]
-    if settings.require_https and parts.scheme != "https":
-        return ["URL must use https (WEBHOOKS_REQUIRE_HTTPS is on)"]
+    if breaks_https_rule(url, settings):
+        return [HTTPS_REQUIRED]
     if settings.allow_private_targets:
         return []
     try:

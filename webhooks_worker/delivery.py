@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import cache, partial
 
 from sqlalchemy import text
@@ -24,7 +25,9 @@ from sqlalchemy.orm import Session
 from webhooks_api import metrics
 from webhooks_api.circuit import Breaker
 from webhooks_api.config import Settings
+from webhooks_api.custom_headers import decrypt_headers, redacted
 from webhooks_api.secrets import SecretBox
+from webhooks_api.targets import HTTPS_REQUIRED, breaks_https_rule
 from webhooks_api.task_labels import deliver_reprs
 
 from . import health, http, observability, prepared, rate_limit
@@ -51,8 +54,8 @@ _CLAIM = Prepared("webhooks_claim", """
       AND (:manual OR d.next_retry_at IS NULL
            OR d.next_retry_at <= now() + make_interval(secs => :early_slack))
     RETURNING d.tenant_id, d.subscription_id, d.event_type, d.created_at, e.event_id, e.body,
-              e.occurred_at, s.url, s.headers, s.timeout_seconds, s.secret_ciphertext,
-              s.max_per_second,
+              e.occurred_at, s.url, s.header_ciphertexts, s.timeout_seconds,
+              s.secret_ciphertext, s.max_per_second,
               CASE WHEN s.previous_secret_expires_at > now()
                    THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext
 """, {"delivery_id": "text", "attempt_number": "int", "manual": "boolean",
@@ -148,14 +151,15 @@ def _secret_box(keys: tuple[str, ...]) -> SecretBox:
 def build_headers(claim, delivery_id: str, attempt_number: int, settings: Settings,
                   body: bytes) -> dict[str, str]:
     """DESIGN.md's headers. The subscription's own headers come first, so that ours win
-    even if a reserved name slipped past validation."""
+    even if a reserved name slipped past validation; their values, like the secrets, exist
+    in clear only here, in memory."""
     box = _secret_box(settings.encryption_keys)
     secrets = [box.decrypt(claim.secret_ciphertext)]
     if claim.previous_secret_ciphertext:
         secrets.append(box.decrypt(claim.previous_secret_ciphertext))
     timestamp = int(time.time())
     return {
-        **claim.headers,
+        **decrypt_headers(box, claim.header_ciphertexts),
         "Content-Type": "application/json",
         "User-Agent": http.user_agent(),
         "X-Webhook-Event-Id": claim.event_id,
@@ -197,6 +201,9 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
         logger.info("delivery %s attempt %s: nothing to claim (duplicate, stale or early)",
                     delivery_id, attempt_number)
         return None
+    if breaks_https_rule(claim.url, settings):
+        return refuse_plain_http(session, settings, claim, delivery_id, attempt_number,
+                                 trigger)
 
     breaker = Breaker(settings)
     # Manual attempts (a user's explicit re-send or test) are not held back; their result
@@ -229,6 +236,26 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
         finish_attempt, settings=settings, claim=claim, breaker=breaker,
         delivery_id=delivery_id, attempt_number=attempt_number, trigger=trigger,
         headers=headers, result=result), delivery_id, attempt_number)
+
+
+def refuse_plain_http(session: Session, settings: Settings, claim, delivery_id: str,
+                      attempt_number: int, trigger: str) -> Outcome | None:
+    """WEBHOOKS_REQUIRE_HTTPS at send time: an `http://` subscription (made before the
+    setting was turned on) is not contacted. The attempt is recorded as failed with
+    `https_required` and no retry, since none would fare better; the circuit breaker is
+    left alone, the endpoint did nothing wrong."""
+    logger.warning("delivery %s attempt %s: not sent, subscription %s has an http:// URL "
+                   "and WEBHOOKS_REQUIRE_HTTPS is on", delivery_id, attempt_number,
+                   claim.subscription_id)
+    result = http.HttpResult(datetime.now(UTC), 0, error_class="https_required",
+                             error_message=HTTPS_REQUIRED)
+    outcome = record_patiently(session, partial(
+        record_attempt, settings=settings, claim=claim, delivery_id=delivery_id,
+        attempt_number=attempt_number, trigger=trigger, headers={}, result=result,
+        decided=Outcome("failed")), delivery_id, attempt_number)
+    observability.attempt_finished(claim, delivery_id, attempt_number, trigger, result,
+                                   outcome)
+    return outcome
 
 
 def record_patiently(session: Session, finish: Callable[[Session], Outcome | None],
@@ -310,7 +337,8 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
         "delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger,
         "status": decided.status, "retry_in": decided.retry_in, "error": error,
         "started_at": result.started_at, "duration_ms": result.duration_ms,
-        "request_headers": json.dumps(redact_signatures(headers)),
+        "request_headers": json.dumps(
+            redacted(redact_signatures(headers), claim.header_ciphertexts)),
         "response_status": result.status_code,
         "response_headers": None if result.headers is None else json.dumps(result.headers),
         "response_body": result.body_excerpt,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..catalogue import BUILTIN_EVENT_TYPES, is_filter_pattern
 from ..config import Settings
+from ..custom_headers import encrypt_headers, mask_errors
 from ..errors import InvalidInputError, NotFoundError
 from ..header_rules import header_limit_errors
 from ..ids import ID_PATTERN, new_id
@@ -37,7 +38,7 @@ def header_errors(headers: dict[str, str]) -> list[str]:
         for name in headers
         if name.lower() in RESERVED_HEADER_NAMES
         or name.lower().startswith(RESERVED_HEADER_PREFIXES)
-    ] + header_limit_errors(headers)
+    ] + header_limit_errors(headers) + mask_errors(headers)
 
 
 def event_type_errors(session: Session, tenant_id: str, event_types: list[str]) -> list[str]:
@@ -92,6 +93,7 @@ def create_subscription(session: Session, settings: Settings, tenant_id: str, *,
     if errors:
         raise InvalidInputError("the subscription is not valid", errors)
     secret = new_signing_secret()
+    box = SecretBox(settings.encryption_keys)
     subscription = Subscription(
         id=new_id("sub"),
         tenant_id=tenant_id,
@@ -99,11 +101,11 @@ def create_subscription(session: Session, settings: Settings, tenant_id: str, *,
         event_types=list(dict.fromkeys(event_types)),
         description=description,
         timeout_seconds=timeout_seconds,
-        headers=headers or {},
+        header_ciphertexts=encrypt_headers(box, headers or {}),
         extra_metadata=metadata or {},
         status="active" if is_active else "paused",
         max_per_second=max_per_second,
-        secret_ciphertext=SecretBox(settings.encryption_keys).encrypt(secret),
+        secret_ciphertext=box.encrypt(secret),
     )
     session.add(subscription)
     session.commit()
@@ -174,6 +176,9 @@ def update_subscription(session: Session, settings: Settings, tenant_id: str,
             _set_active(session, subscription, value)
         elif field == "event_types":
             subscription.event_types = list(dict.fromkeys(value))
+        elif field == "headers":  # replaced whole: a response never shows the old values
+            subscription.header_ciphertexts = encrypt_headers(
+                SecretBox(settings.encryption_keys), value)
         else:
             setattr(subscription, renamed.get(field, field), value)
     session.commit()

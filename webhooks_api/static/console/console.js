@@ -494,7 +494,7 @@ function attemptView(attempt) {
       h("dt", {}, "Duration"), h("dd", {}, `${attempt.duration_ms} ms`),
       attempt.error ? [h("dt", {}, "Error"),
         h("dd", { class: "attempt-error" }, `${attempt.error.error_class}: ${attempt.error.message}`)] : null),
-    h("details", {}, h("summary", {}, "Request headers (signatures redacted)"),
+    h("details", {}, h("summary", {}, "Request headers (signatures and custom header values redacted)"),
       headerTable(attempt.request_headers)),
     h("details", {}, h("summary", {}, "Response headers"), headerTable(attempt.response_headers)),
     h("details", { open: attempt.response_body != null },
