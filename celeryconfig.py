@@ -44,7 +44,7 @@ task_acks_late = True
 # ...but a task that crashed its worker process is not re-queued forever (docs warning);
 # the claim expiry and the sweep recover its delivery instead.
 task_reject_on_worker_lost = False
-# Backstop for a task stuck outside the HTTP deadline (DNS, a lock): ended, and its
+# Backstop for a task stuck outside the HTTP deadline (a lock): ended, and its
 # delivery swept once the claim expires; above the longest request timeout. The gevent
 # pool raises gevent.Timeout in the task's greenlet (prefork kills the child).
 task_time_limit = _settings.task_time_limit_seconds
