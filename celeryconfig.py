@@ -74,6 +74,9 @@ task_send_sent_event = True
 worker_cancel_long_running_tasks_on_connection_loss = True
 # Keep retrying the broker at start-up instead of exiting (Celery 6 default).
 broker_connection_retry_on_startup = True
+# Beat keeps its schedule in memory and runs each task once when it starts: it needs no
+# schedule file, so it starts in a fresh checkout and in a read-only container.
+beat_scheduler = "webhooks_worker.scheduler:StartupScheduler"
 # Times in UTC everywhere, like the database.
 enable_utc = True
 timezone = "UTC"
