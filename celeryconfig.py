@@ -44,7 +44,7 @@ task_acks_late = True
 # ...but a task that crashed its worker process is not re-queued forever (docs warning);
 # the claim expiry and the sweep recover its delivery instead.
 task_reject_on_worker_lost = False
-# Backstop for a task stuck outside the HTTP deadline (DNS, a lock): ended, and its
+# Backstop for a task stuck outside the HTTP deadline (a lock): ended, and its
 # delivery swept once the claim expires; above the longest request timeout. The gevent
 # pool raises gevent.Timeout in the task's greenlet (prefork kills the child).
 task_time_limit = _settings.task_time_limit_seconds
@@ -74,6 +74,9 @@ task_send_sent_event = True
 worker_cancel_long_running_tasks_on_connection_loss = True
 # Keep retrying the broker at start-up instead of exiting (Celery 6 default).
 broker_connection_retry_on_startup = True
+# Beat keeps its schedule in memory and runs each task once when it starts: it needs no
+# schedule file, so it starts in a fresh checkout and in a read-only container.
+beat_scheduler = "webhooks_worker.scheduler:StartupScheduler"
 # Times in UTC everywhere, like the database.
 enable_utc = True
 timezone = "UTC"

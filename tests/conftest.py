@@ -33,7 +33,8 @@ from webhooks_api.queue import WORKER_QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
-TABLES = "delivery_attempts, deliveries, events, event_types, subscriptions, api_keys, tenants"
+TABLES = ("delivery_attempts, deliveries, events, event_types, subscriptions, api_keys, tenants, "
+          "maintenance_runs")
 # Short retry schedule for the real retry path; the default one is asserted separately.
 TEST_RETRY_SCHEDULE = "1,1,1"
 # Deliveries in flight in a test worker process (the Procfile's default is 200).
@@ -150,17 +151,22 @@ def start_worker_process(test_env: dict[str, str], extra_env: dict[str, str] | N
 
 
 @contextlib.contextmanager
-def beat_process(env: dict[str, str], directory: Path, log_path: Path) -> Iterator[None]:
-    """Celery beat as the Procfile's `beat` line runs it (the gevent pool cannot embed it
-    with `-B`): the sweep every WEBHOOKS_SWEEP_INTERVAL_SECONDS of `env`."""
+def beat_process(env: dict[str, str], directory: Path, log_path: Path,
+                 procfile: Path = ROOT / "Procfile",
+                 wrapper: list[str] | None = None) -> Iterator[subprocess.Popen]:
+    """Celery beat as an operator starts it: the Procfile's `beat` line under honcho (the
+    gevent pool cannot embed beat with `-B`), run from `directory` (a folder without var/);
+    the sweep every WEBHOOKS_SWEEP_INTERVAL_SECONDS of `env`. `wrapper` is a command line
+    it runs under (e.g. a private mount namespace). Yields honcho's process."""
+    bin_dir = Path(sys.executable).parent  # where the Procfile's `celery` is installed
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app", "beat",
-             "--loglevel=INFO", f"--schedule={directory / 'beat-schedule'}"],
-            env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [*(wrapper or []), str(bin_dir / "honcho"), "-f", str(procfile),
+             "-d", str(directory), "--no-colour", "start", "beat"],
+            env={**os.environ, **env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+            cwd=directory, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        yield
+        yield process
     finally:
         from tests.processes import stop_group
 

@@ -1,6 +1,6 @@
 """Servers that misbehave on purpose, all on 127.0.0.1: dripping and endless replies
-(writers for `Reply.raw`), a slow TCP relay, a DNS server that knows no name, and a
-certificate nobody trusts."""
+(writers for `Reply.raw`), a slow TCP relay, DNS servers that know no name or never
+answer, and a certificate nobody trusts."""
 
 from __future__ import annotations
 
@@ -40,19 +40,22 @@ def endless_body(written: list[int], limit_bytes: int = 256 * 1024 * 1024,
     return write
 
 
-class NxdomainResolver:
-    """A DNS server on a random 127.x.y.z:53 that answers NXDOMAIN to every question.
+class LocalResolver:
+    """A DNS server on a random 127.x.y.z:53 that records every name it is asked for and
+    answers what `_answer` returns (nothing, for None).
 
     Run a worker under `wrapper()` and its /etc/resolv.conf names only this server: no
     query leaves the machine, and the test sees every name the worker looked up.
     """
 
+    # resolv.conf options: how long the system resolver waits, and how often it asks.
+    options = "timeout:2 attempts:1"
+
     def __init__(self, folder: Path):
         self.address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.53"
         self.names: list[str] = []
         self.resolv_conf = folder / "resolv.conf"
-        self.resolv_conf.write_text(
-            f"nameserver {self.address}\noptions timeout:2 attempts:1\n")
+        self.resolv_conf.write_text(f"nameserver {self.address}\noptions {self.options}\n")
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind((self.address, 53))
         self._sock.settimeout(0.5)
@@ -62,6 +65,9 @@ class NxdomainResolver:
     def wrapper(self) -> list[str]:
         return ["unshare", "--mount", "sh", "-c",
                 'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(self.resolv_conf)]
+
+    def _answer(self, query: bytes, question: bytes) -> bytes | None:
+        raise NotImplementedError
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -73,13 +79,12 @@ class NxdomainResolver:
             while query[end]:
                 labels.append(query[end + 1:end + 1 + query[end]].decode())
                 end += 1 + query[end]
-            question = query[12:end + 5]
             self.names.append(".".join(labels))
-            flags = 0x8183 | (query[2] & 0x01) << 8  # response, RD copied, RA, NXDOMAIN
-            header = query[:2] + flags.to_bytes(2, "big") + b"\x00\x01" + b"\x00" * 6
-            self._sock.sendto(header + question, client)
+            reply = self._answer(query, query[12:end + 5])
+            if reply is not None:
+                self._sock.sendto(reply, client)
 
-    def __enter__(self) -> NxdomainResolver:
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -87,6 +92,25 @@ class NxdomainResolver:
         self._stop.set()
         self._thread.join(5)
         self._sock.close()
+
+
+class NxdomainResolver(LocalResolver):
+    """Answers NXDOMAIN to every question."""
+
+    def _answer(self, query: bytes, question: bytes) -> bytes:
+        flags = 0x8183 | (query[2] & 0x01) << 8  # response, RD copied, RA, NXDOMAIN
+        header = query[:2] + flags.to_bytes(2, "big") + b"\x00\x01" + b"\x00" * 6
+        return header + question
+
+
+class SilentResolver(LocalResolver):
+    """Takes every question and never answers: the system resolver waits its longest
+    (30 s a try, 5 tries: 150 s and more) before it gives up."""
+
+    options = "timeout:30 attempts:5"
+
+    def _answer(self, query: bytes, question: bytes) -> None:
+        return None
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from webhooks_api.embedded import free_port
+from webhooks_worker.sweep import sweep
 
 
 @pytest.fixture
@@ -31,8 +32,21 @@ def test_healthz_needs_no_dependency(client):
 def test_readyz_names_each_dependency(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "dependencies": {
-        "database": {"status": "up"}, "broker": {"status": "up"}}}
+    assert response.json["status"] == "ready"
+    assert response.json["dependencies"] == {"database": {"status": "up"},
+                                             "broker": {"status": "up"}}
+
+
+def test_readyz_warns_until_a_sweep_has_finished(app, client, session):
+    """Still ready (this process serves), but a deployment whose beat never ran is named;
+    a stopped beat: tests/test_beat.py."""
+    before = client.get("/readyz")
+    assert before.status_code == 200 and before.json["status"] == "ready"
+    assert before.json["warnings"]["sweep"].startswith("no sweep has finished yet")
+
+    sweep(session, app.config["WEBHOOKS_SETTINGS"])
+    after = client.get("/readyz")
+    assert after.status_code == 200 and after.json["warnings"] == {}
 
 
 @pytest.mark.parametrize("scheme", ["redis", "amqp"])

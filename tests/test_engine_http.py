@@ -22,6 +22,7 @@ from tests.engine_support import (
 from tests.helpers import wait_for
 from tests.odd_servers import (
     NxdomainResolver,
+    SilentResolver,
     SlowRelay,
     drip,
     endless_body,
@@ -216,3 +217,24 @@ def test_a_name_that_does_not_resolve_is_a_dns_error(app, client, tenant, sessio
     assert attempt.error_class == "dns_error"
     assert delivery.status == "retrying"
     assert "no-such-receiver.invalid" in resolver.names  # our resolver was asked, no other
+
+
+def test_a_resolver_that_never_answers_ends_the_attempt_at_timeout_seconds(
+        app, client, tenant, session, test_env, tmp_path):
+    """Name resolution runs under the attempt's deadline: the system resolver would wait
+    150 s for this server, the subscription allows 5 s (the least it may)."""
+    with SilentResolver(tmp_path) as resolver, isolated_worker(
+            test_env, {"WEBHOOKS_RETRY_SCHEDULE": "3600"}, wrapper=resolver.wrapper()) as worker:
+        create_subscription(client, tenant, "http://hangs.example.test/hook",
+                            timeout_seconds=5)
+        published = time.monotonic()
+        worker.publish(event_type="invoice.created", event_data={"n": 1},
+                       tenant_id=tenant["id"])
+
+        delivery, attempt = _first_attempt(session, timeout=30)
+        recorded_after = time.monotonic() - published
+    assert attempt.error_class == "timeout" and attempt.response_status is None
+    assert 5000 <= attempt.duration_ms < 8000
+    assert recorded_after < 20  # publish, fan-out and the 5 s attempt, with room to spare
+    assert delivery.status == "retrying"
+    assert "hangs.example.test" in resolver.names  # it was asked, and never answered

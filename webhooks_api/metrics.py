@@ -2,8 +2,9 @@
 
 - Counters and histograms are recorded where things happen: delivery attempts in the
   worker (`webhooks_worker.observability`), HTTP requests in the API (`init_app`).
-- State gauges (queue depth, open deliveries and their age, subscriptions by status) are
-  read from PostgreSQL and the broker when `/metrics` is scraped (`StateCollector`).
+- State gauges (queue depth, open deliveries and their age, subscriptions by status, when
+  the last sweep finished) are read from PostgreSQL and the broker when `/metrics` is
+  scraped (`StateCollector`).
 
 Several processes: with `PROMETHEUS_MULTIPROC_DIR` set in their environment (read by
 prometheus_client itself, at import, so it must be in the environment of the process)
@@ -117,9 +118,11 @@ class StateCollector(Collector):
 
     def collect(self):
         from .stats import broker_state, database_state
+        from .sweep_record import last_sweep
 
         try:
             state = database_state(self.session)
+            swept = last_sweep(self.session)
         except Exception:
             self.session.rollback()
             logger.warning("metrics: PostgreSQL did not answer", exc_info=True)
@@ -139,6 +142,10 @@ class StateCollector(Collector):
             yield _by_label("webhooks_subscriptions_failing",
                             "Subscriptions whose last attempt failed, by status.", "status",
                             state.failing_subscriptions_by_status)
+            yield GaugeMetricFamily(
+                "webhooks_sweep_last_finished_timestamp_seconds",
+                "Unix time the last webhooks.sweep finished (0: none yet); beat sends one "
+                "every WEBHOOKS_SWEEP_INTERVAL_SECONDS.", value=swept.finished_at or 0)
         try:
             broker = broker_state(self.settings)
         except Exception:

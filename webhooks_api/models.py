@@ -245,3 +245,14 @@ class DeliveryAttempt(db.Model):
         if self.error_class is None and self.error_message is None:
             return None
         return {"error_class": self.error_class, "message": self.error_message}
+
+
+class MaintenanceRun(db.Model):
+    """When a housekeeping task last finished, by task name: `webhooks.sweep` stamps its
+    row, and the API (another process, often another machine) reads it for `/readyz` and
+    `/metrics` (webhooks_api.sweep_record)."""
+
+    __tablename__ = "maintenance_runs"
+
+    task: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -400,6 +400,11 @@ class ReadinessSchema(Schema):
     dependencies = fields.Dict(keys=fields.String(), values=fields.Nested(DependencySchema),
                                required=True,
                                metadata={"description": "database and broker"})
+    warnings = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                           metadata={"description": "What needs an operator though this "
+                                     "process is ready, by what it is about: `sweep` when "
+                                     "no sweep finished for 3 sweep intervals (is beat "
+                                     "running?); empty when none"})
 
 
 SubscriptionPageSchema = _page_of(SubscriptionSchema, "SubscriptionPageSchema")

@@ -33,7 +33,6 @@ def main() -> int:
         redis = RedisServer(data_dir / "redis", port=int(env.get("REDIS_PORT", "6389"))).start()
         env["CELERY_BROKER_URL"] = redis.url
         print(f"embedded Redis running on {redis.url}, data in {data_dir / 'redis'}", flush=True)
-    env.setdefault("CELERYBEAT_SCHEDULE", str(data_dir / "celerybeat-schedule"))
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
         # One directory for web and worker: /metrics adds up all their processes. Emptied
         # at each start, as prometheus_client's multiprocess mode requires.

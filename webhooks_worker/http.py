@@ -12,11 +12,12 @@ Exceptions are turned into one `HttpResult` here, in one place (httpx's split):
 
 A per-read timeout does not bound a receiver that drips a byte a second, so every attempt
 runs under a `_Deadline`: a timer that shuts the connection's socket down when the
-subscription's `timeout_seconds` have passed, wherever the request is (headers or body).
-Redirects are never followed, proxies from the environment are ignored, TLS is verified
-(against WEBHOOKS_CA_BUNDLE when set, else certifi's bundle), and the host is resolved once
-per request by `DeliverySession.pool`: with private targets refused every address is judged
-by the same rule as at create time (webhooks_api.targets), and the connection goes to the
+subscription's `timeout_seconds` have passed, wherever the request is (headers or body),
+and that stops waiting for a resolver that has not answered by then. Redirects are never
+followed, proxies from the environment are ignored, TLS is verified (against
+WEBHOOKS_CA_BUNDLE when set, else certifi's bundle), and the host is resolved once per
+request by `DeliverySession.pool`: with private targets refused every address is judged by
+the same rule as at create time (webhooks_api.targets), and the connection goes to the
 address that was checked, so DNS rebinding cannot swap it.
 
 The POST goes straight to a urllib3 connection pool. requests (with requests-hardened) cost
@@ -27,16 +28,19 @@ request, merging environment settings, cookies, hooks, the adapter.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from importlib.metadata import PackageNotFoundError, version
+from typing import TypeVar
 
 import certifi
 from urllib3 import PoolManager, Timeout
@@ -68,6 +72,7 @@ MAX_RESPONSE_BYTES = 64 * 1024
 STORED_RESPONSE_BYTES = 4 * 1024
 
 _local = threading.local()
+T = TypeVar("T")
 
 
 @cache
@@ -84,9 +89,9 @@ class _Deadline:
     It holds a duplicate of each socket's descriptor, taken when the connection is made
     (or reused): the duplicate stays valid while TLS wraps the socket, so a receiver that
     drips its handshake, its headers or its body is cut all the same (shutdown acts on the
-    connection, not on one descriptor). Name resolution happens before any socket exists
-    and is bounded by the system resolver's own timeout. The process's `watchdog` calls
-    `expire` when the time has passed.
+    connection, not on one descriptor). Name resolution happens before any socket exists,
+    so `wait_for` runs it in a thread of its own and `expire` stops the wait. The process's
+    `watchdog` calls `expire` when the time has passed.
     """
 
     def __init__(self, seconds: float):
@@ -94,6 +99,7 @@ class _Deadline:
         self.finished = False
         self._seconds = seconds
         self._sockets: list[socket.socket] = []
+        self._waiting: threading.Event | None = None  # set by `expire` to end `wait_for`
         self._lock = threading.Lock()
 
     def __enter__(self) -> _Deadline:
@@ -121,6 +127,37 @@ class _Deadline:
             if self.expired:
                 _shutdown(duplicate)
 
+    def wait_for(self, function: Callable[..., T], *args) -> T:
+        """`function(*args)` (name resolution) in a thread of its own, waited for until the
+        deadline: a blocking call that holds no socket of ours cannot be cut, only left.
+        When time runs out it raises `_DeadlineExpired` and the thread is abandoned; it ends
+        when the system resolver gives up. Under the gevent pool the thread is a greenlet
+        and the resolver runs in gevent's thread pool."""
+        outcome: list = []
+        answered = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome.append((function(*args), None))
+            except Exception as error:  # re-raised in the attempt's own thread
+                outcome.append((None, error))
+            answered.set()
+
+        with self._lock:
+            if self.expired:
+                raise _DeadlineExpired()
+            self._waiting = answered
+        threading.Thread(target=call, name="resolve", daemon=True).start()
+        answered.wait()
+        with self._lock:
+            self._waiting = None
+        if not outcome:
+            raise _DeadlineExpired()
+        result, error = outcome[0]
+        if error is not None:
+            raise error
+        return result
+
     def expire(self) -> None:
         with self._lock:
             if self.finished:
@@ -128,6 +165,8 @@ class _Deadline:
             self.expired = True
             for duplicate in self._sockets:
                 _shutdown(duplicate)
+            if self._waiting is not None:
+                self._waiting.set()
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -180,14 +219,20 @@ class _Target:
     port: int
     host_header: str
     request_uri: str  # path?query, what the request line carries
+    is_address: bool  # an IP address: the resolver returns it without asking any server
 
 
 @lru_cache(maxsize=1024)
 def _target(url: str) -> _Target:
     parts = parse_url(url)
+    host = parts.host.strip("[]")
     host_header = parts.host if parts.port is None else f"{parts.host}:{parts.port}"
-    return _Target(parts.scheme, parts.host.strip("[]"),
-                   parts.port or DEFAULT_PORTS[parts.scheme], host_header, parts.request_uri)
+    try:
+        is_address = bool(ipaddress.ip_address(host))
+    except ValueError:
+        is_address = False
+    return _Target(parts.scheme, host, parts.port or DEFAULT_PORTS[parts.scheme], host_header,
+                   parts.request_uri, is_address)
 
 
 @cache
@@ -205,14 +250,15 @@ def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
 class DeliverySession:
     """The process's kept-alive connections to receivers: urllib3 pools, no requests layer.
 
-    `pool` resolves the host once per request, judges it, and returns the pool of the
-    address that was checked. With private targets refused every address is judged by the
-    create-time rule (`checked_addresses`: any forbidden address refuses the target). The
-    pool connects to the checked IP while the Host header, SNI and the certificate's
-    expected name stay the URL's host. It pins with private targets allowed too, so one
-    code path serves every configuration. Pools are keyed by the pinned IP (and the CA
-    bundle), so a kept-alive connection is reused only for a host that resolved to the
-    same checked address again. urllib3 reads no proxy settings from the environment.
+    `pool` resolves the host once per request (within the attempt's deadline), judges it,
+    and returns the pool of the address that was checked. With private targets refused
+    every address is judged by the create-time rule (`checked_addresses`: any forbidden
+    address refuses the target). The pool connects to the checked IP while the Host
+    header, SNI and the certificate's expected name stay the URL's host. It pins with
+    private targets allowed too, so one code path serves every configuration. Pools are
+    keyed by the pinned IP (and the CA bundle), so a kept-alive connection is reused only
+    for a host that resolved to the same checked address again. urllib3 reads no proxy
+    settings from the environment.
     """
 
     def __init__(self, refuse_private: bool):
@@ -222,8 +268,13 @@ class DeliverySession:
         # Pools whose connections honour the attempt's wall-clock deadline.
         self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
-    def pool(self, target: _Target, ca_bundle: str | None) -> HTTPConnectionPool:
-        addresses = checked_addresses(target.host, target.port, self._refuse_private)
+    def pool(self, target: _Target, ca_bundle: str | None,
+             deadline: _Deadline) -> HTTPConnectionPool:
+        check = (target.host, target.port, self._refuse_private)
+        # Only a name can keep the resolver waiting; a thread for an address would cost
+        # ~50 us of CPU under gevent for nothing.
+        addresses = (checked_addresses(*check) if target.is_address
+                     else deadline.wait_for(checked_addresses, *check))
         # Without IPv6 on this machine an IPv6 address cannot be connected to.
         address = next((a for a in addresses if a.version == 4 or HAS_IPV6), addresses[0])
         pinned = f"[{address}]" if address.version == 6 else str(address)
@@ -298,7 +349,7 @@ def post(session: DeliverySession, url: str, body: bytes, headers: dict[str, str
     with _Deadline(timeout_seconds) as deadline:
         try:
             target = _target(url)
-            response = session.pool(target, ca_bundle).urlopen(
+            response = session.pool(target, ca_bundle, deadline).urlopen(
                 "POST", target.request_uri, body=body,
                 headers={"User-Agent": user_agent(), **headers, "Host": target.host_header},
                 retries=False, redirect=False, assert_same_host=False, preload_content=False,

@@ -6,6 +6,7 @@
 
 Each found delivery is re-stamped `next_retry_at = now()` in the same statement that
 selects it (`FOR UPDATE SKIP LOCKED`), so two sweeps running at once never both take it.
+The sweep's last transaction stamps when it finished (webhooks_api.sweep_record).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from webhooks_api.config import Settings
 from webhooks_api.models import Event
 from webhooks_api.queue import deliver_message, send_now
+from webhooks_api.sweep_record import RECORD_SWEEP
 
 from .fanout import fan_out
 
@@ -65,6 +67,7 @@ def sweep(session: Session, settings: Settings) -> SweepReport:
     stalled = session.execute(
         _TAKE_STALLED, {"margin": settings.sweep_margin_seconds, "limit": BATCH_SIZE}
     ).all()
+    session.execute(RECORD_SWEEP)  # for /readyz and /metrics: beat and the sweep are alive
     session.commit()
     send_now(
         deliver_message(row.id, row.attempt_count + 1,

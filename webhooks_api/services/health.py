@@ -4,6 +4,10 @@ Each check opens its own short-lived connection with a deadline of CHECK_TIMEOUT
 so a probe answers within a few seconds even when a server hangs, and it tests reaching
 the server rather than a pooled connection that may be stale. Errors are logged in full;
 the probe's answer names only the error class (it is unauthenticated).
+
+The database check also reads, on the same connection, when the last sweep finished: a
+sweep that stopped (beat down) is a warning, not unreadiness, since this process still
+serves every request.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import psycopg2
 from kombu import Connection
 
 from ..config import Settings
+from ..sweep_record import LAST_SWEEP_SQL, LastSweep
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +33,14 @@ class DependencyState:
     error: str | None = None
 
 
-def check_database(settings: Settings) -> DependencyState:
+@dataclass(frozen=True)
+class Readiness:
+    dependencies: list[DependencyState]
+    warnings: dict[str, str]  # what needs an operator, by what it is about
+
+
+def check_database(settings: Settings) -> tuple[DependencyState, LastSweep | None]:
+    """The database's state and, when it answers, when the last sweep finished."""
     try:
         connection = psycopg2.connect(
             settings.database_url, connect_timeout=CHECK_TIMEOUT_SECONDS,
@@ -36,13 +48,14 @@ def check_database(settings: Settings) -> DependencyState:
         )
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+                cursor.execute(LAST_SWEEP_SQL)
+                swept = LastSweep.from_row(cursor.fetchone())
         finally:
             connection.close()
     except Exception as error:  # every failure means "not ready", whatever its kind
         logger.warning("readiness: database unreachable", exc_info=True)
-        return DependencyState("database", False, type(error).__name__)
-    return DependencyState("database", True)
+        return DependencyState("database", False, type(error).__name__), None
+    return DependencyState("database", True), swept
 
 
 def check_broker(settings: Settings) -> DependencyState:
@@ -59,5 +72,8 @@ def check_broker(settings: Settings) -> DependencyState:
     return DependencyState("broker", True)
 
 
-def readiness(settings: Settings) -> list[DependencyState]:
-    return [check_database(settings), check_broker(settings)]
+def readiness(settings: Settings) -> Readiness:
+    database, swept = check_database(settings)
+    sweep_warning = swept and swept.warning(settings.sweep_interval_seconds)
+    return Readiness([database, check_broker(settings)],
+                     {"sweep": sweep_warning} if sweep_warning else {})

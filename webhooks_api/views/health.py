@@ -26,15 +26,18 @@ class Readiness(MethodView):
     @blp.response(200, ReadinessSchema)
     @blp.alt_response(503, schema=ReadinessSchema, description="A dependency is down")
     def get(self):
-        """PostgreSQL and the broker answer; 503 naming the one that does not."""
-        states = readiness(current_settings())
-        ready = all(state.up for state in states)
+        """PostgreSQL and the broker answer; 503 naming the one that does not. `warnings`
+        names what needs an operator without making this process unready: no sweep
+        finished for 3 sweep intervals (beat is down)."""
+        state = readiness(current_settings())
+        ready = all(dependency.up for dependency in state.dependencies)
         body = {
             "status": "ready" if ready else "unavailable",
             "dependencies": {
-                state.name: {"status": "up"} if state.up
-                else {"status": "down", "error": state.error}
-                for state in states
+                dependency.name: {"status": "up"} if dependency.up
+                else {"status": "down", "error": dependency.error}
+                for dependency in state.dependencies
             },
+            "warnings": state.warnings,
         }
         return body, 200 if ready else 503

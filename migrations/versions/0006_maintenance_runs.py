@@ -1,0 +1,29 @@
+"""maintenance_runs: when the last sweep finished, for /readyz and /metrics
+
+Revision ID: 0006_maintenance_runs
+Revises: 0005_drop_slow_since
+Create Date: 2026-12-02 10:00:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0006_maintenance_runs'
+down_revision = '0005_drop_slow_since'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        'maintenance_runs',
+        sa.Column('task', sa.String(length=64), nullable=False),
+        sa.Column('finished_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('task'),
+    )
+
+
+def downgrade():
+    op.drop_table('maintenance_runs')
