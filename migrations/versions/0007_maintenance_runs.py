@@ -1,7 +1,7 @@
 """maintenance_runs: when the last sweep finished, for /readyz and /metrics
 
-Revision ID: 0006_maintenance_runs
-Revises: 0005_drop_slow_since
+Revision ID: 0007_maintenance_runs
+Revises: 0006_encrypted_header_values
 Create Date: 2026-12-02 10:00:00
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0006_maintenance_runs'
-down_revision = '0005_drop_slow_since'
+revision = '0007_maintenance_runs'
+down_revision = '0006_encrypted_header_values'
 branch_labels = None
 depends_on = None
 
