@@ -41,6 +41,7 @@ _DELIVERIES_OF_FANNED = """
       AND s.status IN ('active', 'disabled')
       AND s.event_types && CAST(:filters AS text[])
       AND s.id <> :excluded_subscription_id
+    FOR KEY SHARE OF s
     ON CONFLICT ON CONSTRAINT uq_deliveries_event_subscription DO NOTHING
     RETURNING id, status, subscription_id)
     SELECT inserted.id, inserted.status, s.url
