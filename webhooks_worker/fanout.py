@@ -5,6 +5,13 @@ filter array overlaps the filters that select the event type (`catalogue.filters
 served by the GIN index on `subscriptions.event_types`. Paused and deleted subscriptions
 match nothing; disabled ones get `disabled` rows that can be replayed after re-activation.
 Operational events about a subscription never go to that same subscription.
+
+Each matched subscription is locked `FOR KEY SHARE` (what the deliveries' foreign key
+takes on it anyway) so that a pause or delete, which locks the row `FOR UPDATE` before it
+disables the open deliveries, serialises with the fan-out: it waits for a fan-out that
+read the row first and then disables its deliveries; a fan-out that reaches the row after
+the pause re-reads it (PostgreSQL re-checks a locked row's conditions on its newest
+version) and matches nothing. No delivery is left `pending` after the pause commits.
 """
 
 from __future__ import annotations
