@@ -1,6 +1,6 @@
-"""A subscription paused or deleted while the engine works on it: a fan-out racing the
-stop leaves no delivery `pending`, and an attempt in flight when the pause commits is
-recorded with what the receiver answered, with no attempt after it."""
+"""A subscription stopped while the engine works on it: a fan-out racing a pause, a delete
+or the service's disable (410) leaves no delivery `pending`, and an attempt in flight when
+a pause commits is recorded with what the receiver answered, with no attempt after it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.helpers import wait_for
 from tests.receiver import Reply
 from webhooks_api.extensions import db
 from webhooks_api.services.events import new_event
+from webhooks_worker.delivery import attempt_delivery
 from webhooks_worker.fanout import store_and_fan_out
 
 ROUNDS = 40
@@ -37,16 +38,26 @@ def _fan_out_stored(app, tenant_id: str, n: int) -> None:
     store_without_messages(app, tenant_id, data={"n": n})
 
 
-def _stop(client, tenant, subscription_id: str, how: str) -> None:
+def _stopper(app, client, tenant, receiver, subscription_id: str, how: str):
+    """What stops the subscription, as a call: the tenant pauses or deletes it, or an
+    attempt that the receiver answers 410 makes the service disable it."""
     path = f"/api/v1/webhooks/subscriptions/{subscription_id}"
     if how == "pause":
-        answer = client.patch(path, headers=tenant["headers"], json={"is_active": False})
-        assert answer.status_code == 200, answer.json
-    else:
-        assert client.delete(path, headers=tenant["headers"]).status_code == 204
+        return lambda: client.patch(path, headers=tenant["headers"],
+                                    json={"is_active": False}).status_code == 200
+    if how == "delete":
+        return lambda: client.delete(path, headers=tenant["headers"]).status_code == 204
+    receiver.respond = lambda request: Reply(410)
+    [delivery_id] = store_without_messages(app, tenant["id"])
+
+    def gone() -> bool:
+        with app.app_context():
+            return attempt_delivery(db.session, app.config["WEBHOOKS_SETTINGS"],
+                                    delivery_id, 1, "automatic").status == "disabled"
+    return gone
 
 
-def _race(app, client, tenant, subscription_id: str, how: str, fan_out) -> None:
+def _race(app, tenant, stop, fan_out) -> None:
     """The stop and a run of fan-outs, both released by one barrier."""
     barrier = threading.Barrier(2)
     failures: list[BaseException] = []
@@ -63,25 +74,33 @@ def _race(app, client, tenant, subscription_id: str, how: str, fan_out) -> None:
     thread = threading.Thread(target=fan_outs)
     thread.start()
     barrier.wait(10)
-    _stop(client, tenant, subscription_id, how)
+    stopped = stop()
     thread.join(60)
     assert not failures, failures
+    assert stopped
 
 
-@pytest.mark.parametrize("how", ["pause", "delete"])
+@pytest.mark.parametrize("how", ["pause", "delete", "gone"])
 @pytest.mark.parametrize("fan_out", [_fan_out_new, _fan_out_stored], ids=["new", "stored"])
 def test_a_fan_out_racing_a_stop_leaves_no_delivery_pending(app, client, tenant, session,
                                                             receiver, how, fan_out):
     pending_rounds = straddled_rounds = 0
     for _ in range(ROUNDS):
         subscription_id = create_subscription(client, tenant, receiver.url)["id"]
-        _race(app, client, tenant, subscription_id, how, fan_out)
-        statuses = [d.status for d in deliveries_of(session, subscription_id)]
+        stop = _stopper(app, client, tenant, receiver, subscription_id, how)
+        before = len(deliveries_of(session, subscription_id))
+        _race(app, tenant, stop, fan_out)
+        made = deliveries_of(session, subscription_id)[before:]
         session.rollback()
+        statuses = [d.status for d in made]
         assert set(statuses) <= {"pending", "disabled"}, statuses
         pending_rounds += "pending" in statuses
-        # Only the fan-outs that ran before the stop made a delivery of it.
-        straddled_rounds += 0 < len(statuses) < FAN_OUTS_PER_ROUND
+        # A fan-out before the stop made a delivery that the stop disabled (and ended); one
+        # after it made none, or one `disabled` from the start (a disabled subscription's).
+        fanned_before = any(d.completed_at is not None for d in made)
+        fanned_after = len(made) < FAN_OUTS_PER_ROUND or any(
+            d.status == "disabled" and d.completed_at is None for d in made)
+        straddled_rounds += fanned_before and fanned_after
     print(f"\n{how}, {fan_out.__name__}: {straddled_rounds} of {ROUNDS} stops landed "
           f"among the fan-outs; {pending_rounds} left a delivery pending")
     assert pending_rounds == 0, (
