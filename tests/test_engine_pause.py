@@ -11,6 +11,7 @@ import pytest
 from tests.engine_support import (
     create_subscription,
     deliveries_of,
+    execute,
     send_deliver,
     store_without_messages,
 )
@@ -108,15 +109,21 @@ def test_a_fan_out_racing_a_stop_leaves_no_delivery_pending(app, client, tenant,
     # The stop did land among the fan-outs (else this test proves nothing).
     assert straddled_rounds >= ROUNDS // 4, straddled_rounds
 
-@pytest.mark.parametrize(("answer", "final_status"), [(200, "success"), (500, "disabled")])
+
+@pytest.mark.parametrize(("attempt", "answer", "final_status"), [
+    (1, 200, "success"), (1, 500, "disabled"), (4, 500, "failed")])
 def test_an_attempt_in_flight_when_the_pause_commits_keeps_what_the_receiver_answered(
-        app, client, tenant, receiver, worker, task_events, session, answer, final_status):
+        app, client, tenant, receiver, worker, task_events, session, attempt, answer,
+        final_status):
     """Delivered: `success`, not `disabled` (a replay would send it again). Failed with a
-    retry due: `disabled`, and no retry is sent to the paused subscription."""
+    retry due: `disabled`, and no retry is sent to the paused subscription. Failed on the
+    schedule's last attempt (4 of 4): `failed`, as without the pause."""
     release = receiver.hold("/held", reply=Reply(answer))
     created = create_subscription(client, tenant, f"{receiver.base_url}/held")
     [delivery_id] = store_without_messages(app, tenant["id"])
-    task_id = send_deliver(app.extensions["celery"], delivery_id, 1)
+    execute(app, "UPDATE deliveries SET attempt_count = :made WHERE id = :id",
+            made=attempt - 1, id=delivery_id)
+    task_id = send_deliver(app.extensions["celery"], delivery_id, attempt)
     try:
         wait_for(lambda: receiver.posts("/held"), message="the attempt at the receiver")
         paused = client.patch(f"/api/v1/webhooks/subscriptions/{created['id']}",
@@ -132,6 +139,6 @@ def test_an_attempt_in_flight_when_the_pause_commits_keeps_what_the_receiver_ans
     shown = client.get(f"/api/v1/webhooks/deliveries/{delivery_id}",
                        headers=tenant["headers"]).json
     assert (shown["status"], shown["attempt_count"], shown["next_retry_at"]) == (
-        final_status, 1, None)
+        final_status, attempt, None)
     assert [a["response_status"] for a in shown["attempts"]] == [answer]
     assert len(receiver.posts("/held")) == 1
