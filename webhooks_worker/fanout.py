@@ -7,11 +7,12 @@ match nothing; disabled ones get `disabled` rows that can be replayed after re-a
 Operational events about a subscription never go to that same subscription.
 
 Each matched subscription is locked `FOR KEY SHARE` (what the deliveries' foreign key
-takes on it anyway) so that a pause or delete, which locks the row `FOR UPDATE` before it
-disables the open deliveries, serialises with the fan-out: it waits for a fan-out that
-read the row first and then disables its deliveries; a fan-out that reaches the row after
-the pause re-reads it (PostgreSQL re-checks a locked row's conditions on its newest
-version) and matches nothing. No delivery is left `pending` after the pause commits.
+takes on it anyway) so that a pause, a delete or the service's disable, each of which
+locks the row `FOR UPDATE` before it disables the open deliveries, serialises with the
+fan-out: it waits for a fan-out that read the row first and then disables its deliveries;
+a fan-out that reaches the row after the stop re-reads it (PostgreSQL re-checks a locked
+row's conditions on its newest version): nothing matches a paused or deleted one, a
+disabled one gets a `disabled` row. No delivery is left `pending` after the stop commits.
 """
 
 from __future__ import annotations
