@@ -99,14 +99,17 @@ class Receiver:
     def url(self) -> str:
         return f"{self.base_url}/hook"
 
-    def hold(self, path: str, seconds: float = 30) -> threading.Event:
+    def hold(self, path: str, seconds: float = 30, reply: Reply | None = None
+             ) -> threading.Event:
         """Requests to `path` get no answer (others 200) until the returned event is set,
-        or `seconds` have passed: an attempt held in flight for as long as a test needs."""
+        or `seconds` have passed: an attempt held in flight for as long as a test needs.
+        Then they get `reply` (default 200)."""
         release = threading.Event()
 
         def respond(request: Received) -> Reply:
             if request.path == path:
                 release.wait(seconds)
+                return reply or Reply()
             return Reply()
 
         self.respond = respond

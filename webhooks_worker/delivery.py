@@ -61,21 +61,25 @@ _CLAIM = Prepared("webhooks_claim", """
 """, {"delivery_id": "text", "attempt_number": "int", "manual": "boolean",
       "claim_margin": "int", "early_slack": "int"})
 
-# A delivery disabled while this attempt was in flight (410 on a sibling, subscription
-# deleted) stays disabled, but the attempt that did reach the receiver is still recorded.
+# A delivery disabled while this attempt was in flight (subscription paused or deleted,
+# 410 on a sibling) takes the attempt's outcome when that is final (`success`, `failed`):
+# the receiver got what it got. A retry the attempt would have had is not made: the
+# delivery stays `disabled` (with the time it stopped), to be replayed.
 # The attempt row, the delivery's new state and the subscription's statistics in one
 # statement, so one round trip (and still one transaction: a statement is atomic). Nothing
 # is written when another worker already recorded this attempt number (no row returned).
 _RECORD_ATTEMPT = Prepared("webhooks_record_attempt", f"""
     WITH finished AS (
         UPDATE deliveries
-        SET status = CASE WHEN status = 'disabled' THEN 'disabled' ELSE :status END,
+        SET status = CASE WHEN status = 'disabled' AND :status NOT IN ('success', 'failed')
+                          THEN 'disabled' ELSE :status END,
             attempt_count = :attempt_number, claimed_until = NULL,
             manual_pending = false, last_response_status = :response_status,
             last_error = :error,
             next_retry_at = CASE WHEN :retry_in IS NULL OR status = 'disabled' THEN NULL
                                  ELSE now() + make_interval(secs => :retry_in) END,
-            completed_at = CASE WHEN status = 'disabled' THEN completed_at
+            completed_at = CASE WHEN status = 'disabled'
+                                     AND :status NOT IN ('success', 'failed') THEN completed_at
                                 WHEN :status IN ('success', 'failed', 'disabled') THEN now()
                            END,
             updated_at = now()
@@ -328,8 +332,9 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
                    result: http.HttpResult, decided: Outcome) -> Outcome | None:
     """Write the attempt, the delivery's state and the statistics in one transaction.
 
-    Returns the state stored (a delivery disabled meanwhile stays disabled), or None when
-    another worker already recorded this attempt number.
+    Returns the state stored (a delivery disabled meanwhile stays disabled unless this
+    attempt's outcome is final), or None when another worker already recorded this
+    attempt number.
     """
     error = (f"{result.error_class}: {result.error_message}" if result.error_class
              else None if result.succeeded else f"HTTP {result.status_code}")

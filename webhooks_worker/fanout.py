@@ -5,6 +5,14 @@ filter array overlaps the filters that select the event type (`catalogue.filters
 served by the GIN index on `subscriptions.event_types`. Paused and deleted subscriptions
 match nothing; disabled ones get `disabled` rows that can be replayed after re-activation.
 Operational events about a subscription never go to that same subscription.
+
+Each matched subscription is locked `FOR KEY SHARE` (what the deliveries' foreign key
+takes on it anyway) so that a pause, a delete or the service's disable, each of which
+locks the row `FOR UPDATE` before it disables the open deliveries, serialises with the
+fan-out: it waits for a fan-out that read the row first and then disables its deliveries;
+a fan-out that reaches the row after the stop re-reads it (PostgreSQL re-checks a locked
+row's conditions on its newest version): nothing matches a paused or deleted one, a
+disabled one gets a `disabled` row. No delivery is left `pending` after the stop commits.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ _DELIVERIES_OF_FANNED = """
       AND s.status IN ('active', 'disabled')
       AND s.event_types && CAST(:filters AS text[])
       AND s.id <> :excluded_subscription_id
+    FOR KEY SHARE OF s
     ON CONFLICT ON CONSTRAINT uq_deliveries_event_subscription DO NOTHING
     RETURNING id, status, subscription_id)
     SELECT inserted.id, inserted.status, s.url

@@ -49,11 +49,15 @@ COUNT_ATTEMPT = """
               AS failing_too_long
 """
 
+# Locked FOR UPDATE first (an UPDATE alone takes FOR NO KEY UPDATE, which a fan-out's
+# FOR KEY SHARE does not wait for), as a pause does: a fan-out that read the subscription
+# as active commits before the open deliveries are disabled, a later one sees it disabled
+# (webhooks_worker.fanout).
 _DISABLE_SUBSCRIPTION = text("""
     UPDATE subscriptions
     SET status = 'disabled', disabled_reason = :reason, disabled_at = now(),
         last_disabled_at = now(), updated_at = now()
-    WHERE id = :subscription_id
+    WHERE id = (SELECT id FROM subscriptions WHERE id = :subscription_id FOR UPDATE)
 """)
 
 _SET_STAGE = text("UPDATE subscriptions SET health_stage = :stage WHERE id = :subscription_id")
