@@ -101,7 +101,6 @@ class Settings:
     metadata_max_bytes: int = 8192
     # Prefix on every broker key: several deployments (or test runs) can share one Redis.
     broker_key_prefix: str | None = None
-    flower_basic_auth: str | None = None
     log_format: str = "text"
     # Events (with their deliveries and attempts) and attempts of finished deliveries older
     # than this are pruned by `webhooks.prune`; 0 keeps everything.
@@ -235,7 +234,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                         MAX_TIMEOUT_SECONDS + 120, 1),
         metadata_max_bytes=integer("WEBHOOKS_METADATA_MAX_BYTES", 8192, 2),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
-        flower_basic_auth=get("FLOWER_BASIC_AUTH"),
         log_format=_choice(get("WEBHOOKS_LOG_FORMAT") or "text", "WEBHOOKS_LOG_FORMAT",
                            LOG_FORMATS),
         retention_days=integer("WEBHOOKS_RETENTION_DAYS", 30),

@@ -20,7 +20,7 @@ try:
 except ConfigError as error:
     raise worker_refusal(error) from None
 
-from . import heap, maintenance, observability, tasks  # noqa: E402,F401  (tasks, signals)
+from . import flower, heap, maintenance, observability, tasks  # noqa: E402,F401  (tasks, signals)
 
 celery_app.steps["consumer"].add(BufferedTaskEvents)
 
