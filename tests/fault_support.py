@@ -63,12 +63,14 @@ class Worker:
 
 @contextlib.contextmanager
 def worker(env: dict[str, str], name: str, concurrency: int = 2,
-           beat_dir: Path | None = None) -> Iterator[Worker]:
+           beat_dir: Path | None = None, pool: str = "gevent") -> Iterator[Worker]:
     """A worker on `env`'s broker, ready (it answered a ping); with `beat_dir`, beat runs
-    beside it and sweeps every WEBHOOKS_SWEEP_INTERVAL_SECONDS."""
+    beside it and sweeps every WEBHOOKS_SWEEP_INTERVAL_SECONDS. `pool`: the Procfile's
+    gevent, or another Celery pool."""
     log_path = VAR / f"test-fault-{name}.log"
     log_path.unlink(missing_ok=True)
-    process = start_worker_process(env, concurrency=concurrency, log_path=log_path)
+    process = start_worker_process(env, concurrency=concurrency, log_path=log_path,
+                                   extra_args=[f"--pool={pool}"])
     running = Worker(process, celery_client(env), log_path)
     with contextlib.ExitStack() as beat:
         if beat_dir:

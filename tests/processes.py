@@ -59,12 +59,17 @@ def running(args: list[str], env: dict[str, str], log_name: str) -> Iterator[sub
                 process.wait(10)
 
 
+FLOWER_LAUNCHER = (sys.executable, "-m", "webhooks_worker.flower")  # the Procfile's
+FLOWER_CELERY = (sys.executable, "-m", "celery", "-A", "webhooks_worker.celery_app", "flower")
+
+
 @contextmanager
-def flower(env: dict[str, str]) -> Iterator[str]:
-    """Flower through our launcher (Procfile `flower`); yields its base URL."""
+def flower(env: dict[str, str], command: tuple[str, ...] = FLOWER_LAUNCHER,
+           options: tuple[str, ...] = ()) -> Iterator[str]:
+    """Flower through our launcher (Procfile `flower`) or another `command` that starts
+    it, with Flower `options`; yields its base URL."""
     port = free_port()
-    args = [sys.executable, "-m", "webhooks_worker.flower", f"--port={port}",
-            "--address=127.0.0.1"]
+    args = [*command, f"--port={port}", "--address=127.0.0.1", *options]
     with _serving(args, env, "test-flower.log", port, "/healthcheck", "Flower") as base:
         yield base
 

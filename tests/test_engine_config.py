@@ -3,6 +3,7 @@ silently), and the running worker really has the values that make Redis safe."""
 
 from __future__ import annotations
 
+import pytest
 from celery.app.defaults import NAMESPACES, flatten
 
 import celeryconfig
@@ -10,7 +11,9 @@ from webhooks_api.config import (
     DEFAULT_RETRY_SCHEDULE,
     MAX_TIMEOUT_SECONDS,
     REDIS_TRANSPORT,
+    ConfigError,
     load_settings,
+    protections_without_redis,
 )
 from webhooks_api.queue import PRUNE_TASK, SWEEP_TASK
 
@@ -44,6 +47,23 @@ def test_redis_brokers_use_the_transport_that_survives_an_outage():
     assert transport("rediss://127.0.0.1:6380/0") == REDIS_TRANSPORT
     assert transport("amqp://guest:guest@127.0.0.1:5672//") is None
     assert transport("redis+socket:///tmp/redis.sock") is None
+
+
+def test_the_protections_keep_their_state_in_the_broker_redis_unless_another_is_named():
+    """The breaker, the rate limit and the window (docs/HEALTH.md); tests/test_rabbitmq.py
+    runs them on RabbitMQ and sees a worker without a Redis refuse."""
+    broker, other = "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/5"
+    on_redis = load_settings({"CELERY_BROKER_URL": broker})
+    assert on_redis.protection_redis_url == broker and protections_without_redis(on_redis) == []
+    assert load_settings({"CELERY_BROKER_URL": broker, "WEBHOOKS_REDIS_URL": other}
+                         ).protection_redis_url == other
+    rabbitmq = {"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/x"}
+    assert load_settings({**rabbitmq, "WEBHOOKS_REDIS_URL": other}).protection_redis_url == other
+    assert len(protections_without_redis(load_settings(rabbitmq))) == 2  # breaker off: 0
+    assert protections_without_redis(load_settings({
+        **rabbitmq, "WEBHOOKS_RATE_LIMIT": "off", "WEBHOOKS_IN_FLIGHT_WINDOW": "off"})) == []
+    with pytest.raises(ConfigError, match="WEBHOOKS_REDIS_URL must be a Redis URL"):
+        load_settings({**rabbitmq, "WEBHOOKS_REDIS_URL": "amqp://guest:secret@host/"})
 
 
 def test_the_running_worker_has_the_safe_settings(app, worker, test_env):

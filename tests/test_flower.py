@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
 from collections import Counter
 
 import pytest
 import requests
 
 from tests import processes
-from tests.conftest import WORKER_CONCURRENCY
-from tests.engine_support import create_subscription, execute, publish_via_api
+from tests.conftest import VAR, WORKER_CONCURRENCY, start_worker_process
+from tests.engine_support import create_subscription, execute, new_prefix, publish_via_api
 from tests.helpers import wait_for
 from tests.receiver import Reply
 from webhooks_api.batch_enqueue import CHUNK_MESSAGES
+from webhooks_api.embedded import free_port
 from webhooks_api.models import Delivery
 
 AUTH = ("ops", "flower-pass-123")
@@ -175,19 +177,58 @@ def test_flower_api_needs_the_configured_password(test_env, worker, flower):
                         timeout=10).status_code == 401
 
 
-def test_flower_refuses_to_start_open_in_production(test_env):
-    import subprocess
-    import sys
+def _production(test_env: dict[str, str]) -> dict[str, str]:
+    """A production deployment's settings on this run's servers, without FLOWER_BASIC_AUTH."""
+    return {**test_env, "WEBHOOKS_ENV": "production",
+            "WEBHOOKS_BROKER_KEY_PREFIX": new_prefix(test_env),
+            "WEBHOOKS_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtbG9uZyE=",
+            "WEBHOOKS_REQUIRE_HTTPS": "true", "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "false"}
 
-    env = {**test_env, "WEBHOOKS_ENV": "production", "DATABASE_URL": "postgresql://x/y",
-           "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
-           "WEBHOOKS_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtbG9uZyE=",
-           "WEBHOOKS_REQUIRE_HTTPS": "true", "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "false"}
-    result = subprocess.run([sys.executable, "-m", "webhooks_worker.flower"],
-                            env={**__import__("os").environ, **env}, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 2
-    assert "FLOWER_BASIC_AUTH" in result.stderr
+
+@pytest.mark.parametrize("command", [processes.FLOWER_LAUNCHER, processes.FLOWER_CELERY],
+                         ids=["launcher", "celery-flower"])
+def test_flower_refuses_to_start_open_in_production(test_env, command):
+    port = free_port()
+    (VAR / "test-flower-refusal.log").unlink(missing_ok=True)
+    with processes.running([*command, f"--port={port}", "--address=127.0.0.1"],
+                           _production(test_env), "test-flower-refusal.log") as flower:
+        try:
+            code = flower.wait(60)
+        except subprocess.TimeoutExpired:
+            code = None
+        opened = requests.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code \
+            if code is None else None
+    log = (VAR / "test-flower-refusal.log").read_text()
+    assert code not in (None, 0), f"Flower started open (its task list answered {opened})"
+    assert "refusing to start: FLOWER_BASIC_AUTH must be set" in log, log[-2000:]
+    assert "Visit me at" not in log
+
+
+@pytest.mark.parametrize("auth", ["env", "option"])
+def test_flower_starts_in_production_with_basic_auth_from_its_env_or_its_options(
+        test_env, auth):
+    """The check reads Flower's own options: `--basic-auth` counts as FLOWER_BASIC_AUTH."""
+    env, options = _production(test_env), ()
+    if auth == "env":
+        env["FLOWER_BASIC_AUTH"] = ":".join(AUTH)
+    else:
+        options = (f"--basic-auth={':'.join(AUTH)}",)
+    with processes.flower(env, processes.FLOWER_CELERY, options) as base:
+        assert requests.get(f"{base}/api/workers", timeout=10).status_code == 401
+        assert requests.get(f"{base}/api/workers", auth=AUTH, timeout=30).status_code == 200
+
+
+def test_a_production_worker_needs_no_flower_password(test_env):
+    """The check is Flower's: a worker of the same deployment starts."""
+    log_path = VAR / "test-production-worker.log"
+    log_path.unlink(missing_ok=True)
+    worker = start_worker_process(_production(test_env), log_path=log_path)
+    try:
+        wait_for(lambda: worker.poll() is not None or "ready." in log_path.read_text(),
+                 timeout=60, message="the production worker to start")
+        assert worker.poll() is None, log_path.read_text()[-2000:]
+    finally:
+        processes.stop_group(worker)
 
 
 def test_flower_and_inspect_show_the_pool_its_concurrency_and_deliveries_in_flight(

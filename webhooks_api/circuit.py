@@ -1,5 +1,7 @@
 """A circuit breaker per subscription, its state in Redis so every worker shares it
-(docs/HEALTH.md). Off unless WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD is set.
+(docs/HEALTH.md). Off unless WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD is set. The Redis is the
+broker's, or WEBHOOKS_REDIS_URL's (`Settings.protection_redis_url`: a RabbitMQ broker has
+none, and a worker then refuses to start with the breaker on).
 
     closed --N failed attempts within the window--> open --open time over--> half_open
     half_open --the one probe succeeds--> closed ; --it fails--> open again
@@ -86,7 +88,8 @@ class Breaker:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.enabled = settings.circuit_failure_threshold > 0 and settings.broker_is_redis
+        self.enabled = (settings.circuit_failure_threshold > 0
+                        and settings.protection_redis_url is not None)
         self._prefix = f"{settings.broker_key_prefix or ''}circuit:"
 
     def _keys(self, subscription_id: str) -> list[str]:
@@ -95,7 +98,7 @@ class Breaker:
 
     @property
     def _redis(self) -> redis.Redis:
-        return redis_client(self.settings.broker_url)
+        return redis_client(self.settings.protection_redis_url)
 
     def allow(self, subscription_id: str, probe_lease_seconds: int) -> bool:
         """May a delivery to this subscription be attempted now?"""

@@ -101,7 +101,6 @@ class Settings:
     metadata_max_bytes: int = 8192
     # Prefix on every broker key: several deployments (or test runs) can share one Redis.
     broker_key_prefix: str | None = None
-    flower_basic_auth: str | None = None
     log_format: str = "text"
     # Events (with their deliveries and attempts) and attempts of finished deliveries older
     # than this are pruned by `webhooks.prune`; 0 keeps everything.
@@ -126,6 +125,13 @@ class Settings:
     circuit_failure_threshold: int = 0
     circuit_window_seconds: int = 60
     circuit_open_seconds: int = 30
+    # The per-subscription rate limit (`max_per_second`) and the in-flight window; each can
+    # be turned off where no Redis holds their state.
+    rate_limit: bool = True
+    in_flight_window: bool = True
+    # The Redis of the breaker, the rate limit and the window (WEBHOOKS_REDIS_URL); None:
+    # the broker's, when the broker is Redis.
+    redis_url: str | None = None
     # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
     debug: bool = False
 
@@ -157,6 +163,13 @@ class Settings:
     @property
     def broker_is_amqp(self) -> bool:
         return (self.broker_url or "").split(":", 1)[0] in AMQP_SCHEMES
+
+    @property
+    def protection_redis_url(self) -> str | None:
+        """Where the circuit breaker, the rate limit and the in-flight window keep the
+        state every worker shares: WEBHOOKS_REDIS_URL, else the broker when it is Redis
+        (RabbitMQ has no such store); None when there is none."""
+        return self.redis_url or (self.broker_url if self.broker_is_redis else None)
 
     @property
     def broker_transport(self) -> str | None:
@@ -221,7 +234,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                         MAX_TIMEOUT_SECONDS + 120, 1),
         metadata_max_bytes=integer("WEBHOOKS_METADATA_MAX_BYTES", 8192, 2),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
-        flower_basic_auth=get("FLOWER_BASIC_AUTH"),
         log_format=_choice(get("WEBHOOKS_LOG_FORMAT") or "text", "WEBHOOKS_LOG_FORMAT",
                            LOG_FORMATS),
         retention_days=integer("WEBHOOKS_RETENTION_DAYS", 30),
@@ -238,7 +250,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         circuit_failure_threshold=integer("WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD", 0),
         circuit_window_seconds=integer("WEBHOOKS_CIRCUIT_WINDOW_SECONDS", 60, 1),
         circuit_open_seconds=integer("WEBHOOKS_CIRCUIT_OPEN_SECONDS", 30, 1),
+        rate_limit=_bool(get("WEBHOOKS_RATE_LIMIT") or "true", "WEBHOOKS_RATE_LIMIT"),
+        in_flight_window=_bool(get("WEBHOOKS_IN_FLIGHT_WINDOW") or "true",
+                               "WEBHOOKS_IN_FLIGHT_WINDOW"),
+        redis_url=get("WEBHOOKS_REDIS_URL"),
     )
+    redis_scheme = (settings.redis_url or "redis").split(":", 1)[0]
+    if redis_scheme not in REDIS_SCHEMES:
+        raise ConfigError("WEBHOOKS_REDIS_URL must be a Redis URL (redis://, rediss:// or "
+                          f"redis+socket://), got a {redis_scheme}:// one")
     _check_encryption_keys(settings.encryption_keys)
     if settings.ca_bundle and not os.path.exists(settings.ca_bundle):
         raise ConfigError(f"WEBHOOKS_CA_BUNDLE names {settings.ca_bundle!r}, which does not exist")
@@ -260,6 +280,31 @@ def _check_encryption_keys(keys: tuple[str, ...]) -> None:
                 "base64-encoded bytes; make one with `python -c 'from cryptography.fernet "
                 "import Fernet; print(Fernet.generate_key().decode())'`)"
             ) from None
+
+
+def protections_without_redis(settings: Settings) -> list[str]:
+    """The endpoint protections these settings turn on that have no Redis for their state,
+    each with the setting that turns it off."""
+    if settings.protection_redis_url:
+        return []
+    turned_on = (
+        (settings.circuit_failure_threshold > 0,
+         "the circuit breaker (WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD=0 turns it off)"),
+        (settings.rate_limit,
+         "the per-subscription rate limit (WEBHOOKS_RATE_LIMIT=off turns it off)"),
+        (settings.in_flight_window,
+         "the in-flight window (WEBHOOKS_IN_FLIGHT_WINDOW=off turns it off)"),
+    )
+    return [feature for on, feature in turned_on if on]
+
+
+def check_worker_redis(settings: Settings) -> None:
+    """A worker must not run its protections silently off: refuse to start instead."""
+    if missing := protections_without_redis(settings):
+        raise ConfigError(
+            "the broker is not Redis and WEBHOOKS_REDIS_URL is not set, so there is no Redis "
+            "for " + "; ".join(missing) + ": set WEBHOOKS_REDIS_URL to a Redis "
+            "(redis://host:6379/0) or turn them off")
 
 
 def production_errors(settings: Settings) -> list[str]:

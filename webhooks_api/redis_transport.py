@@ -7,11 +7,12 @@ Outage: Celery 5.7's consumer, on losing the broker, first `collect()`s its conn
 Closing the default channel gives its unacknowledged messages back (the tasks running, the
 countdowns held in memory) through a new Redis client, whose parameters kombu reads from
 the detached connection: AttributeError, which neither kombu nor Celery expect there, and
-the worker exits with "Unrecoverable error" instead of reconnecting (seen in
-tests/test_faults.py: Redis stopped while a countdown is held). Here the channel raises a
-Redis connection error instead, which both already ignore at that point; the worker
-reconnects. The messages stay in Redis's unacked set, restored after the visibility
-timeout, and the sweep re-sends their deliveries sooner.
+the worker exits with "Unrecoverable error" instead of reconnecting (tests/test_faults.py:
+Redis stopped while a solo-pool worker holds a countdown; the prefork pool too; the gevent
+pool's consumer, which has no event loop, survives it either way; filed as
+docs/decisions/0011). Here the channel raises a Redis connection error instead, which both
+already ignore at that point; the worker reconnects. The messages stay in Redis's unacked
+set, restored after the visibility timeout, and the sweep re-sends their deliveries sooner.
 
 Cost: kombu builds a new `redis.Redis` for every publish, ack, unacked-set write and task
 event (`Channel.conn_or_acquire`), and redis-py 8 fills a case-insensitive table of ~300

@@ -2,7 +2,9 @@
 
 With DATABASE_URL and CELERY_BROKER_URL set it uses those servers; with either unset it
 starts the embedded one with its data in ./var (or WEBHOOKS_DATA_DIR), kept across
-restarts. Then it applies the migrations and runs web, `WORKER_PROCESSES` workers (default:
+restarts. A RabbitMQ broker without WEBHOOKS_REDIS_URL gets the embedded Redis for the
+circuit breaker, the rate limit and the in-flight window (the worker refuses to run them
+without one). Then it applies the migrations and runs web, `WORKER_PROCESSES` workers (default:
 one per core), beat and flower under honcho until Ctrl-C.
 """
 
@@ -15,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .config import load_settings, protections_without_redis
 from .embedded import RedisServer, ensure_database, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +32,10 @@ def main() -> int:
         server_url = start_postgres(data_dir / "pgdata")
         env["DATABASE_URL"] = ensure_database(server_url, "webhooks")
         print(f"embedded PostgreSQL running, data in {data_dir / 'pgdata'}", flush=True)
-    if not env.get("CELERY_BROKER_URL"):
+    if not env.get("CELERY_BROKER_URL") or protections_without_redis(load_settings(env)):
         redis = RedisServer(data_dir / "redis", port=int(env.get("REDIS_PORT", "6389"))).start()
-        env["CELERY_BROKER_URL"] = redis.url
+        env["WEBHOOKS_REDIS_URL" if env.get("CELERY_BROKER_URL") else "CELERY_BROKER_URL"] = \
+            redis.url
         print(f"embedded Redis running on {redis.url}, data in {data_dir / 'redis'}", flush=True)
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
         # One directory for web and worker: /metrics adds up all their processes. Emptied

@@ -1,6 +1,12 @@
-"""The worker entry point: `celery -A webhooks_worker.celery_app worker`."""
+"""The worker entry point: `celery -A webhooks_worker.celery_app worker`.
 
-from webhooks_api.config import ConfigError, worker_refusal
+Beat, Flower and scripts that publish load this module too; what only a worker needs is
+checked when a worker starts (`celeryd_init`), not here.
+"""
+
+from celery.signals import celeryd_init
+
+from webhooks_api.config import ConfigError, check_worker_redis, worker_refusal
 
 from .green import BufferedTaskEvents, cooperate_with_gevent
 
@@ -14,8 +20,19 @@ try:
 except ConfigError as error:
     raise worker_refusal(error) from None
 
-from . import heap, maintenance, observability, tasks  # noqa: E402,F401  (tasks, signals)
+from . import flower, heap, maintenance, observability, tasks  # noqa: E402,F401  (tasks, signals)
 
 celery_app.steps["consumer"].add(BufferedTaskEvents)
+
+
+@celeryd_init.connect
+def refuse_protections_without_redis(**_) -> None:
+    """The breaker, the rate limit and the in-flight window on, and no Redis to hold their
+    state (a RabbitMQ broker without WEBHOOKS_REDIS_URL): exit before taking any task."""
+    try:
+        check_worker_redis(flask_app.config["WEBHOOKS_SETTINGS"])
+    except ConfigError as error:
+        raise worker_refusal(error) from None
+
 
 __all__ = ["celery_app", "flask_app"]

@@ -3,8 +3,9 @@
 A fixed one-second window counted in Redis: one Lua script reads Redis's own clock (so
 workers on machines whose clocks differ agree on the second), increments that second's
 counter and says how long until the next second when the limit is used up. At a window's
-edge up to twice the limit can pass within one sliding second; the average holds. Redis not
-answering (or a broker that is not Redis) lets deliveries through, logged.
+edge up to twice the limit can pass within one sliding second; the average holds. The Redis
+is the broker's or WEBHOOKS_REDIS_URL's (a worker without one refuses to start unless
+WEBHOOKS_RATE_LIMIT is off). Redis not answering lets deliveries through, logged.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ return -1
 def wait_seconds(settings: Settings, subscription_id: str, max_per_second: int | None
                  ) -> float:
     """0 when an attempt may go now (and counts it), else how long to wait."""
-    if not max_per_second or not settings.broker_is_redis:
+    if not max_per_second or not settings.rate_limit or not settings.protection_redis_url:
         return 0.0
     prefix = f"{settings.broker_key_prefix or ''}ratelimit:{subscription_id}:"
     try:
-        waited = redis_client(settings.broker_url).eval(_TAKE, 1, prefix, max_per_second)
+        waited = redis_client(settings.protection_redis_url).eval(_TAKE, 1, prefix, max_per_second)
     except redis.RedisError:
         logger.warning("rate limit: Redis did not answer; letting %s through",
                        subscription_id, exc_info=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
@@ -69,7 +71,13 @@ def _next_attempt(delivery_id: str, attempt_number: int, trigger: str, outcome: 
               "trigger": trigger if outcome.deferred else "automatic"}
     if outcome.deferrals:
         kwargs["deferrals"] = outcome.deferrals
-    return {"countdown": outcome.retry_in, "queue": RETRY_QUEUE, "kwargs": kwargs,
+    countdown = outcome.retry_in
+    if _settings().broker_is_amqp:
+        # RabbitMQ delays by whole seconds (Celery's native delayed delivery truncates the
+        # countdown and refuses 0, rejecting the task): a shorter wait, such as a rate
+        # limit's rest of a second, is rounded up there.
+        countdown = max(1, math.ceil(countdown))
+    return {"countdown": countdown, "queue": RETRY_QUEUE, "kwargs": kwargs,
             "argsrepr": outcome.retry_reprs[0], "kwargsrepr": outcome.retry_reprs[1]}
 
 

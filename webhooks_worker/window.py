@@ -24,8 +24,10 @@ Over the window an attempt is not made:
 State per subscription under the deployment's prefix: `window:<id>` (a hash: `cwnd`,
 `ssthresh`, `timeouts`, `srtt_ms`; forgotten after a week without attempts) and
 `window:<id>:leases` (a sorted set of lease tokens by expiry). Each step is one Lua
-script, so workers on several machines agree; the time is Redis's own. Redis not
-answering lets the attempt go ahead, counted in `webhooks_window_unavailable_total`.
+script, so workers on several machines agree; the time is Redis's own. The Redis is the
+broker's or WEBHOOKS_REDIS_URL's (a worker without one refuses to start unless
+WEBHOOKS_IN_FLIGHT_WINDOW is off). Redis not answering lets the attempt go ahead, counted in
+`webhooks_window_unavailable_total`.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ class Window:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.enabled = settings.broker_is_redis
+        self.enabled = settings.in_flight_window and settings.protection_redis_url is not None
         self._prefix = f"{settings.broker_key_prefix or ''}window:"
 
     def _keys(self, subscription_id: str) -> list[str]:
@@ -142,7 +144,7 @@ class Window:
         waited_until = time.monotonic() + WAIT_SECONDS
         while True:
             try:
-                verdict, ms = redis_client(settings.broker_url).eval(
+                verdict, ms = redis_client(settings.protection_redis_url).eval(
                     _ACQUIRE, 2, *self._keys(subscription_id), token,
                     (timeout_seconds + settings.claim_margin_seconds) * 1000,
                     INITIAL_WINDOW, deferrals, timeout_seconds * 1000,
@@ -170,7 +172,7 @@ class Window:
         outcome = ("timeout" if error_class in _SHRINKS
                    else "answer" if error_class is None else "neutral")
         try:
-            window = redis_client(self.settings.broker_url).eval(
+            window = redis_client(self.settings.protection_redis_url).eval(
                 _RELEASE, 2, *self._keys(slot.subscription_id), slot.token, outcome,
                 duration_ms, INITIAL_WINDOW, MAX_WINDOW, STATE_TTL_MS)
         except redis.RedisError as error:  # the lease expires by itself
@@ -186,7 +188,7 @@ class Window:
     def state(self, subscription_id: str) -> dict[str, float]:
         """The window's numbers and its slots in flight (for tests and operators)."""
         state_key, leases_key = self._keys(subscription_id)
-        client = redis_client(self.settings.broker_url)
+        client = redis_client(self.settings.protection_redis_url)
         raw = client.hgetall(state_key)
         state = {key.decode(): float(value) for key, value in raw.items()}
         now_ms = client.time()[0] * 1000
