@@ -12,6 +12,7 @@ import requests
 from sqlalchemy import text
 
 from tests import processes
+from tests.api_support import documented_operations
 from tests.conftest import create_tenant_with_key
 from tests.engine_support import delete_broker_keys, new_prefix
 from tests.helpers import wait_for
@@ -21,6 +22,10 @@ API = "/api/v1/webhooks"
 NOISY_TENANTS = 4
 TESTS_PER_TENANT = 8  # 32 waiting calls: more than the web's 2 processes × 12 threads
 QUIET_WINDOW_SECONDS = 8
+# The web server's limits (webhooks_api.gunicorn_conf).
+REQUEST_LINE_LIMIT = 8190
+HEADER_FIELD_LIMIT = 8190
+HEADER_FIELDS_LIMIT = 100
 
 
 def _stored_test_deliveries(app) -> int:
@@ -101,3 +106,45 @@ def test_waiting_tests_of_many_tenants_leave_the_api_responsive(app, runner, unc
     assert _stored_test_deliveries(app) == sum(
         [response.status_code for response in responses].count(200)
         for responses in answers.values())
+
+
+@pytest.fixture(scope="module")
+def served(test_env):
+    """The Procfile's web line, with its default processes; yields its base URL."""
+    with processes.web(test_env, workers=None) as base:
+        yield base
+
+
+def _assert_json_error(response: requests.Response, code: int, served: str) -> None:
+    """The API's error shape, and a status the document lists for that operation."""
+    assert response.status_code == code, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"code", "status", "message"} and body["code"] == code, body
+    spec = requests.get(f"{served}/openapi.json", timeout=10).json()
+    path = "/" + response.request.path_url.lstrip("/").split("?")[0]
+    assert str(code) in documented_operations(spec)[(response.request.method, path)]["responses"]
+
+
+def test_a_request_line_over_the_limit_is_a_json_414(served, tenant):
+    url = f"{served}{API}/subscriptions"
+    within = requests.get(url, headers=tenant["headers"], timeout=10,
+                          params={"cursor": "x" * (REQUEST_LINE_LIMIT - 200)})
+    assert within.status_code == 422 and within.json()["errors"]["cursor"], within.text
+    over = requests.get(url, headers=tenant["headers"], timeout=10,
+                        params={"cursor": "x" * REQUEST_LINE_LIMIT})
+    _assert_json_error(over, 414, served)
+    assert str(REQUEST_LINE_LIMIT) in over.json()["message"]
+
+
+def test_headers_over_the_limits_are_a_json_431(served, tenant):
+    url = f"{served}{API}/subscriptions"
+    within = requests.get(url, timeout=10, headers={
+        **tenant["headers"], "X-Padding": "x" * (HEADER_FIELD_LIMIT - 100)})
+    assert within.status_code == 200, within.text
+    large_field = requests.get(url, timeout=10, headers={
+        **tenant["headers"], "X-Padding": "x" * HEADER_FIELD_LIMIT})
+    _assert_json_error(large_field, 431, served)
+    many_fields = requests.get(url, timeout=10, headers={
+        **tenant["headers"], **{f"X-Padding-{n}": "x" for n in range(HEADER_FIELDS_LIMIT)}})
+    _assert_json_error(many_fields, 431, served)
