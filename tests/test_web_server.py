@@ -148,3 +148,15 @@ def test_headers_over_the_limits_are_a_json_431(served, tenant):
     many_fields = requests.get(url, timeout=10, headers={
         **tenant["headers"], **{f"X-Padding-{n}": "x" for n in range(HEADER_FIELDS_LIMIT)}})
     _assert_json_error(many_fields, 431, served)
+
+
+def test_the_web_refuses_to_start_with_no_thread_left_beyond_the_waits(test_env):
+    env = {**test_env, "WEB_THREADS": "6", "WEBHOOKS_TEST_EVENT_MAX_WAITING": "6"}
+    log_path = processes.VAR / "test-web.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with pytest.raises(AssertionError, match="gunicorn exited"), processes.web(env, workers=1):
+        pass
+    with open(log_path, "rb") as log:
+        log.seek(offset)
+        output = log.read().decode(errors="replace")
+    assert "WEBHOOKS_TEST_EVENT_MAX_WAITING" in output and "WEB_THREADS" in output, output
