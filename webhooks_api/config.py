@@ -118,8 +118,8 @@ class Settings:
     # Consecutive failed attempts after which `webhook.subscription.failing` is published
     # (0: no warning).
     failing_warning_after: int = 10
-    # Longest wait of `POST /subscriptions/{id}/test` for its attempt: below gunicorn's
-    # 30 s worker timeout.
+    # Longest wait of `POST /subscriptions/{id}/test` for its attempt, holding a thread of
+    # a web process.
     test_event_wait_seconds: int = 25
     # Those requests waiting at once in one web process, in all and per tenant; past
     # either, 429. Each waiting one holds a thread of the process, which has more threads

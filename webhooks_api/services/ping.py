@@ -5,11 +5,11 @@ The API never imports the worker (STYLE.md), so the attempt is made by a worker 
 other: the event is stored already fanned out (no other subscription gets it), one delivery
 is inserted for this subscription with a manual attempt queued on the fresh-traffic queue,
 and the request waits for the attempt row, at most the subscription's timeout plus a
-margin and at most WEBHOOKS_TEST_EVENT_WAIT_SECONDS (a web worker must not be held past
-gunicorn's timeout). If no worker made it by then, the answer carries `attempt: null` and
-the delivery id to look at later. The test works on a paused or disabled subscription too:
-checking an endpoint is what one does before re-activating it. How many tests wait at once
-is bounded (ping_slots): past it, 429 and nothing stored.
+margin and at most WEBHOOKS_TEST_EVENT_WAIT_SECONDS. If no worker made it by then, the
+answer carries `attempt: null` and the delivery id to look at later. The test works on a
+paused or disabled subscription too: checking an endpoint is what one does before
+re-activating it. The wait holds a thread of the web process, so how many tests wait at
+once is bounded (ping_slots): past it, 429 and nothing stored.
 """
 
 from __future__ import annotations
