@@ -91,11 +91,13 @@ def test_waiting_tests_of_many_tenants_leave_the_api_responsive(app, runner, unc
 
         for caller in callers:
             caller.join(150)
+    waited = 0
     for tenant_id, responses in answers.items():
         statuses = sorted(response.status_code for response in responses)
         assert set(statuses) <= {200, 429}, (tenant_id, statuses)
         # At most 2 waiting per tenant in each of the 2 web processes.
-        assert 1 <= statuses.count(200) <= 4, (tenant_id, statuses)
+        assert statuses.count(200) <= 4, (tenant_id, statuses)
+        waited += statuses.count(200)
         for response in responses:
             if response.status_code == 200:
                 assert response.json()["attempt"] is None, response.json()
@@ -103,9 +105,9 @@ def test_waiting_tests_of_many_tenants_leave_the_api_responsive(app, runner, unc
                 body = response.json()
                 assert body["code"] == 429 and body["message"], body
                 assert int(response.headers["Retry-After"]) > 0
-    assert _stored_test_deliveries(app) == sum(
-        [response.status_code for response in responses].count(200)
-        for responses in answers.values())
+    # At most 6 waiting in each process; a refused test stored nothing.
+    assert 2 <= waited <= 12
+    assert _stored_test_deliveries(app) == waited
 
 
 @pytest.fixture(scope="module")
