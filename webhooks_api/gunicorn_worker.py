@@ -12,6 +12,7 @@ errors gunicorn raises itself (a request that is not HTTP) keep its own page.
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 
 from gunicorn import util
 from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine
@@ -27,9 +28,9 @@ class ApiWorker(ThreadWorker):
             super().handle_error(req, client, addr, exc)
             return
         status, message = answer
-        self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        self.log.warning("Invalid request from ip=%s: %s", addr[0] if addr else "", exc)
         body = json.dumps(error_body(status, message)).encode()
-        head = (f"HTTP/1.1 {status} {error_body(status, '')['status']}\r\n"
+        head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
                 "Connection: close\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
         try:
