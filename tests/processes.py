@@ -86,14 +86,28 @@ def wait_until_flower_watches_workers(base: str, auth: tuple[str, str]) -> None:
     wait_for(alive_worker, timeout=60, message="Flower to receive a worker's heartbeat")
 
 
+def procfile_line(name: str) -> str:
+    """The command of process `name` in the Procfile, unexpanded."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        process, sep, command = line.partition(":")
+        if sep and process.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} process in the Procfile")
+
+
 @contextmanager
-def web(env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """gunicorn with the Procfile's config and `workers` processes; yields its base URL."""
+def web(env: dict[str, str], workers: int | None = 2) -> Iterator[str]:
+    """The Procfile's `web` line run by bash, as an operator runs it (the venv's gunicorn
+    on PATH), on a free port with `workers` processes (None: the line's default);
+    yields its base URL."""
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "--config", "python:webhooks_api.gunicorn_conf",
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "webhooks_api:create_app()"]
-    with _serving(args, env, "test-web.log", port, "/healthz", "gunicorn") as base:
+    line_env = {**env, "PORT": str(port),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if workers is not None:
+        line_env["WEB_CONCURRENCY"] = str(workers)
+    # `exec`: the line's process is gunicorn's arbiter itself, which a SIGTERM stops.
+    args = ["bash", "-c", f"exec {procfile_line('web')}"]
+    with _serving(args, line_env, "test-web.log", port, "/healthz", "gunicorn") as base:
         yield base
 
 

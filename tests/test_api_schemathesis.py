@@ -8,6 +8,11 @@ ids are also replayed against real objects, so generated bodies reach the servic
 
 Messages to the broker go to an in-memory transport during the run: generated
 subscriptions may name any public address, and no worker may ever send to one.
+
+A second run goes through the web server as the Procfile starts it, with long query
+strings and long headers on every operation: what gunicorn refuses before the app sees it
+(414, 431) must be documented and in the error shape too. Its messages go to a broker
+prefix no worker consumes.
 """
 
 from __future__ import annotations
@@ -19,18 +24,28 @@ from dataclasses import replace
 import schemathesis
 from celery import Celery
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from tests import processes
 from tests.api_support import create_subscription, seed_deliveries
+from tests.engine_support import delete_broker_keys, new_prefix
 from webhooks_api.extensions import db
 
 MAX_EXAMPLES = 40
+LONG_REQUEST_EXAMPLES = 10
+# Below, at and past the web server's limits of 8190 bytes (request line, header field).
+PADDING_SIZES = (1000, 7000, 8190, 20000)
 # A schema-valid request may still break a rule the document cannot express (an opaque
 # cursor, an event type that is not in the catalogue, a URL that does not resolve): those
 # answer a documented 422, which this check would count as a failure.
 EXCLUDED_CHECKS = [positive_data_acceptance]
+# A padded request breaks the document on purpose (a cursor no schema can match, a header
+# past the server's limit); what it answers is checked against the document all the same,
+# but the list of statuses that count as "rejected" does not know 414 and 431.
+PADDED_EXCLUDED_CHECKS = [*EXCLUDED_CHECKS, negative_data_rejection]
 
 
 def make_objects(app, client, tenant) -> dict[str, str]:
@@ -100,3 +115,44 @@ def test_api_matches_its_openapi_document(app, client, tenant, monkeypatch):
     # The run reached the services: every operation answered a success at least once.
     for label, counts in statuses.items():
         assert any(200 <= status < 300 for status in counts), (label, dict(counts))
+
+
+def test_served_api_documents_what_long_requests_get(app, client, tenant, test_env):
+    env = {**test_env, "WEBHOOKS_BROKER_KEY_PREFIX": new_prefix(test_env),
+           "WEBHOOKS_TEST_EVENT_WAIT_SECONDS": "0"}
+    auth = {"Authorization": tenant["headers"]["Authorization"]}
+    statuses: Counter = Counter()
+    try:
+        with processes.web(env, workers=1) as base:
+            schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+            schema.config.generation.update(with_security_parameters=False)
+            for operation in [result.ok() for result in schema.get_all_operations()]:
+                real_ids = make_objects(app, client, tenant)
+                send_padded(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+                            base, auth, real_ids, statuses)
+    finally:
+        delete_broker_keys(env)
+    # The run met both limits, and requests below them reached the app.
+    assert statuses[414] and statuses[431] and statuses[200], dict(statuses)
+
+
+def send_padded(strategy, base: str, auth: dict, real_ids: dict, statuses: Counter) -> None:
+    """Send cases with one query parameter or one header padded to each of PADDING_SIZES;
+    raises with schemathesis's report on an undocumented status or shape."""
+
+    @settings(max_examples=LONG_REQUEST_EXAMPLES, deadline=None, derandomize=True,
+              database=None, suppress_health_check=list(HealthCheck))
+    @given(case=strategy, size=st.sampled_from(PADDING_SIZES),
+           padded=st.sampled_from(("query", "header")))
+    def run(case, size, padded):
+        case.path_parameters = {name: real_ids[name] for name in case.path_parameters or {}}
+        headers = dict(auth)
+        if padded == "query":
+            case.query = {**(case.query or {}), "cursor": "x" * size}
+        else:
+            headers["X-Padding"] = "x" * size
+        response = case.call_and_validate(base_url=base, headers=headers,
+                                          excluded_checks=PADDED_EXCLUDED_CHECKS)
+        statuses[response.status_code] += 1
+
+    run()

@@ -117,9 +117,14 @@ class Settings:
     # Consecutive failed attempts after which `webhook.subscription.failing` is published
     # (0: no warning).
     failing_warning_after: int = 10
-    # Longest wait of `POST /subscriptions/{id}/test` for its attempt: below gunicorn's
-    # 30 s worker timeout.
+    # Longest wait of `POST /subscriptions/{id}/test` for its attempt, holding a thread of
+    # a web process.
     test_event_wait_seconds: int = 25
+    # Those requests waiting at once in one web process, in all and per tenant; past
+    # either, 429. Each waiting one holds a thread of the process, which has more threads
+    # than the first (docs/decisions/0013-test-event-waits.md).
+    test_event_max_waiting: int = 6
+    test_event_max_waiting_per_tenant: int = 2
     # Circuit breaker (off while the threshold is 0): opens after this many consecutive
     # failed attempts within the window, stays open this long, then lets one probe through.
     circuit_failure_threshold: int = 0
@@ -247,6 +252,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                               5 * 24 * 3600),
         failing_warning_after=integer("WEBHOOKS_FAILING_WARNING_AFTER", 10),
         test_event_wait_seconds=integer("WEBHOOKS_TEST_EVENT_WAIT_SECONDS", 25),
+        test_event_max_waiting=integer("WEBHOOKS_TEST_EVENT_MAX_WAITING", 6, 1),
+        test_event_max_waiting_per_tenant=integer("WEBHOOKS_TEST_EVENT_MAX_WAITING_PER_TENANT",
+                                                  2, 1),
         circuit_failure_threshold=integer("WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD", 0),
         circuit_window_seconds=integer("WEBHOOKS_CIRCUIT_WINDOW_SECONDS", 60, 1),
         circuit_open_seconds=integer("WEBHOOKS_CIRCUIT_OPEN_SECONDS", 30, 1),

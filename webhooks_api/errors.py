@@ -25,10 +25,12 @@ class DomainError(Exception):
 
     http_status = 400
 
-    def __init__(self, message: str, errors: dict[str, list[str]] | None = None):
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         self.errors = errors
+        self.headers = headers or {}
 
 
 class NotFoundError(DomainError):
@@ -47,6 +49,15 @@ class InvalidInputError(DomainError):
 
 class PayloadTooLargeError(DomainError):
     http_status = 413
+
+
+class TooManyRequestsError(DomainError):
+    """A bound on concurrent work is reached; `Retry-After` says when to try again."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_seconds: int):
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
 
 
 class UnavailableError(DomainError):
@@ -116,7 +127,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError):
         return jsonify(error_body(error.http_status, error.message, error.errors)), \
-            error.http_status
+            error.http_status, error.headers
 
     @app.errorhandler(OperationalError)
     def handle_database_unavailable(error: DBAPIError):

@@ -5,10 +5,11 @@ The API never imports the worker (STYLE.md), so the attempt is made by a worker 
 other: the event is stored already fanned out (no other subscription gets it), one delivery
 is inserted for this subscription with a manual attempt queued on the fresh-traffic queue,
 and the request waits for the attempt row, at most the subscription's timeout plus a
-margin and at most WEBHOOKS_TEST_EVENT_WAIT_SECONDS (a web worker must not be held past
-gunicorn's timeout). If no worker made it by then, the answer carries `attempt: null` and
-the delivery id to look at later. The test works on a paused or disabled subscription too:
-checking an endpoint is what one does before re-activating it.
+margin and at most WEBHOOKS_TEST_EVENT_WAIT_SECONDS. If no worker made it by then, the
+answer carries `attempt: null` and the delivery id to look at later. The test works on a
+paused or disabled subscription too: checking an endpoint is what one does before
+re-activating it. The wait holds a thread of the web process, so how many tests wait at
+once is bounded (ping_slots): past it, 429 and nothing stored.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..ids import new_id
-from ..models import Delivery, DeliveryAttempt, Event
+from ..models import Delivery, DeliveryAttempt, Event, Subscription
 from ..queue import deliver_message, send_after_commit
 from .events import store_event
+from .ping_slots import waiting_slot
 from .subscriptions import get_subscription
 
 TEST_EVENT = "webhook.test"
@@ -43,6 +45,13 @@ class PingResult:
 def send_test(session: Session, settings: Settings, tenant_id: str,
               subscription_id: str) -> PingResult:
     subscription = get_subscription(session, tenant_id, subscription_id)
+    with waiting_slot(tenant_id, settings.test_event_max_waiting,
+                      settings.test_event_max_waiting_per_tenant):
+        return _send_and_wait(session, settings, tenant_id, subscription)
+
+
+def _send_and_wait(session: Session, settings: Settings, tenant_id: str,
+                   subscription: Subscription) -> PingResult:
     event = store_event(session, settings, tenant_id, TEST_EVENT, {
         "subscription_id": subscription.id,
         "message": "A test event sent on request to check this endpoint.",

@@ -22,6 +22,9 @@ from ..auth import authenticate
 AUTHENTICATED_ERRORS = (401, 503)
 # Any operation that reads a JSON body can answer these besides 422.
 BODY_ERRORS = (400, 413, 415)
+# Any operation at all: the web server refuses a request line or headers over its limits
+# before the app sees the request (webhooks_api.gunicorn_conf).
+SERVER_LIMIT_ERRORS = (414, 431)
 
 
 class JsonBodyParser(FlaskParser):
@@ -70,9 +73,8 @@ class ApiBlueprint(Blueprint):
         """flask-smorest's response, plus the errors every operation of this blueprint
         can answer."""
         document = super().response(status_code, schema, **kwargs)
-        if not self.authenticated:
-            return document
-        common = self.errors(*AUTHENTICATED_ERRORS)
+        codes = SERVER_LIMIT_ERRORS + (AUTHENTICATED_ERRORS if self.authenticated else ())
+        common = self.errors(*codes)
         return lambda func: common(document(func))
 
     def arguments(self, schema, *, location="json", **kwargs):

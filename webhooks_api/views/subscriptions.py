@@ -125,12 +125,13 @@ class Recover(MethodView):
 @blp.route("/subscriptions/<string:subscription_id>/test")
 class SendTest(MethodView):
     @blp.response(200, PingSchema)
-    @blp.errors(404)
+    @blp.errors(404, 429)
     def post(self, subscription_id):
         """Send a `webhook.test` event to this subscription only, now; returns the attempt.
 
         Waits for a worker's attempt up to the subscription's timeout (plus a margin);
-        `attempt` is null if none was made by then."""
+        `attempt` is null if none was made by then. 429 (with `Retry-After`) while too
+        many tests of the tenant, or of all tenants, are waiting."""
         return ping.send_test(db.session, current_settings(), current_tenant_id(),
                               subscription_id)
 
