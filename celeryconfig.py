@@ -27,8 +27,10 @@ except ConfigError as error:
 # Where tasks travel; Redis by default (DESIGN.md "Running").
 broker_url = _settings.broker_url
 # Redis re-hands an unacked message once it was delivered this many seconds ago (kombu
-# QoS.restore_visible), whatever its ETA: 2 x the longest countdown (Retry-After may double
-# it) + the longest request timeout + 600 s, so a held 6 h retry never runs twice.
+# QoS.restore_visible), whatever its ETA: on the retry queue 2 x the longest countdown
+# (Retry-After may double it) + the longest request timeout + 600 s, so a held 6 h retry
+# never runs twice; on the others the short timeout, so a dead worker's publish messages
+# and first attempts come back within minutes (docs/decisions/0011).
 broker_transport_options = _settings.broker_transport_options
 # On Redis, kombu's transport with one fix (webhooks_api/redis_transport.py): without it a
 # worker holding unacked messages exits when Redis goes away instead of reconnecting.

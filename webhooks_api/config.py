@@ -98,6 +98,10 @@ class Settings:
     # A task still running after this long is killed with its process (task_time_limit):
     # above the longest request timeout, for a process stuck outside the HTTP deadline.
     task_time_limit_seconds: int = MAX_TIMEOUT_SECONDS + 120
+    # A message of the publish, deliver or maintenance queue taken by a worker that died
+    # (no ack) is handed out again after this; above the task time limit, with room for a
+    # database-retry countdown (at most 60 s) and a wait for a pool slot.
+    short_visibility_timeout_seconds: int = MAX_TIMEOUT_SECONDS + 120 + 180
     metadata_max_bytes: int = 8192
     # Prefix on every broker key: several deployments (or test runs) can share one Redis.
     broker_key_prefix: str | None = None
@@ -142,12 +146,22 @@ class Settings:
 
     @property
     def visibility_timeout_seconds(self) -> int:
-        """Redis re-hands an unacked message after this; it must outlast every countdown.
+        """Redis re-hands an unacked message of the retry queue (where every countdown of
+        the schedule and every deferral travels) after this; it must outlast them.
 
         DESIGN.md: above twice the longest scheduled delay plus the longest request
         timeout plus a margin, so a held 6 h countdown is never handed out twice.
         """
         return 2 * max(self.retry_schedule) + MAX_TIMEOUT_SECONDS + 600
+
+    @property
+    def queue_visibility_timeouts(self) -> dict[str, int]:
+        """The queues whose messages come back after the short timeout: every one but the
+        retry queue (webhooks_api/redis_transport.py)."""
+        from .queue import RETRY_QUEUE, WORKER_QUEUES  # queue.py imports this module
+
+        return {name: self.short_visibility_timeout_seconds
+                for name in WORKER_QUEUES if name != RETRY_QUEUE}
 
     @property
     def sqlalchemy_url(self) -> str | None:
@@ -196,6 +210,7 @@ class Settings:
         # "priority": each poll asks the queues in the order the worker lists them (-Q),
         # so a worker takes fresh deliveries before retries (kombu's default rotates).
         options: dict = {"visibility_timeout": self.visibility_timeout_seconds,
+                         "queue_visibility_timeouts": self.queue_visibility_timeouts,
                          "queue_order_strategy": "priority"}
         if self.broker_key_prefix:
             options["global_keyprefix"] = self.broker_key_prefix
@@ -218,6 +233,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return _int(get(name) or str(default), name, minimum)
 
     keys = get("WEBHOOKS_ENCRYPTION_KEY")
+    task_time_limit = integer("WEBHOOKS_TASK_TIME_LIMIT_SECONDS", MAX_TIMEOUT_SECONDS + 120, 1)
     settings = Settings(
         env=env,
         database_url=get("DATABASE_URL"),
@@ -235,8 +251,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sweep_interval_seconds=integer("WEBHOOKS_SWEEP_INTERVAL_SECONDS", 60, 1),
         claim_margin_seconds=integer("WEBHOOKS_CLAIM_MARGIN_SECONDS", 60, 1),
         worker_eta_task_limit=integer("WEBHOOKS_WORKER_ETA_TASK_LIMIT", 10000, 100),
-        task_time_limit_seconds=integer("WEBHOOKS_TASK_TIME_LIMIT_SECONDS",
-                                        MAX_TIMEOUT_SECONDS + 120, 1),
+        task_time_limit_seconds=task_time_limit,
+        short_visibility_timeout_seconds=integer("WEBHOOKS_SHORT_VISIBILITY_TIMEOUT_SECONDS",
+                                                 task_time_limit + 180, 1),
         metadata_max_bytes=integer("WEBHOOKS_METADATA_MAX_BYTES", 8192, 2),
         broker_key_prefix=get("WEBHOOKS_BROKER_KEY_PREFIX"),
         log_format=_choice(get("WEBHOOKS_LOG_FORMAT") or "text", "WEBHOOKS_LOG_FORMAT",
@@ -268,6 +285,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("WEBHOOKS_REDIS_URL must be a Redis URL (redis://, rediss:// or "
                           f"redis+socket://), got a {redis_scheme}:// one")
     _check_encryption_keys(settings.encryption_keys)
+    if settings.short_visibility_timeout_seconds <= task_time_limit:
+        raise ConfigError(
+            "WEBHOOKS_SHORT_VISIBILITY_TIMEOUT_SECONDS must be above "
+            f"WEBHOOKS_TASK_TIME_LIMIT_SECONDS ({task_time_limit}): a worker holds a message "
+            "until its task ends, and a message handed out again meanwhile runs twice, got "
+            f"{settings.short_visibility_timeout_seconds}")
     if settings.ca_bundle and not os.path.exists(settings.ca_bundle):
         raise ConfigError(f"WEBHOOKS_CA_BUNDLE names {settings.ca_bundle!r}, which does not exist")
     if production:

@@ -1,5 +1,6 @@
 """Public identifiers: a type prefix and 24 random URL-safe characters, as Stripe does."""
 
+import hashlib
 import re
 import secrets
 
@@ -19,3 +20,16 @@ def new_id(prefix: str) -> str:
     while len(chars) < _LENGTH:  # 32 bytes keep 24 but about once in 100,000 draws
         chars += secrets.token_bytes(32).translate(_TO_ALPHABET, _DROPPED)
     return prefix + "_" + chars[:_LENGTH].decode("ascii")
+
+
+def derived_id(prefix: str, seed: str) -> str:
+    """An id of `new_id`'s shape that is the same whenever `seed` is: a task's id survives
+    the redelivery of its message, so an event id derived from it does too. The characters
+    come from SHAKE-256 of the seed, mapped as `new_id` maps random bytes; the digest is
+    lengthened (its prefix stays the same) in the rare case 32 bytes keep fewer than 24."""
+    size = 32
+    while True:
+        chars = hashlib.shake_256(seed.encode()).digest(size).translate(_TO_ALPHABET, _DROPPED)
+        if len(chars) >= _LENGTH:
+            return prefix + "_" + chars[:_LENGTH].decode("ascii")
+        size *= 2

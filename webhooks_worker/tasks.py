@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from webhooks_api.extensions import celery, db
+from webhooks_api.ids import derived_id
 from webhooks_api.queue import (
     DELIVER_TASK,
     ENQUEUE_TASK,
@@ -34,7 +35,13 @@ def _settings():
 @celery.task(name=PUBLISH_TASK, bind=True, **_DB_RETRY)
 def publish(self, event_type=None, event_data=None, tenant_id=None, metadata=None,
             event_id=None):
-    """Store (if new) and fan out one event: one deliver task per matching subscription."""
+    """Store (if new) and fan out one event: one deliver task per matching subscription.
+
+    A new event without an `event_id` gets one derived from this message's task id, which
+    a redelivery (a worker died before its ack) and an autoretry keep: processing the same
+    message twice stores one event, not a second one under a new id."""
+    if event_type is not None and event_id is None and self.request.id:
+        event_id = derived_id("evt", self.request.id)
     return publish_stored_or_new(db.session, _settings(), tenant_id=tenant_id,
                                  event_type=event_type, event_data=event_data,
                                  metadata=metadata, event_id=event_id)
