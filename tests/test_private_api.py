@@ -20,6 +20,7 @@ from celery.events.dispatcher import EventDispatcher
 from celery.worker.consumer import events as consumer_events
 from kombu import Producer
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -56,6 +57,16 @@ OVERRIDES = [
              lambda: kombu_redis.QoS.can_consume, "(self)"),
     Override(TRANSPORT, "kombu.transport.redis.Transport.__init__",
              lambda: kombu_redis.Transport.__init__, "(self, *args, **kwargs)"),
+    Override(TRANSPORT, "kombu.transport.redis.QoS.append",
+             lambda: kombu_redis.QoS.append, "(self, message, delivery_tag)"),
+    Override(TRANSPORT, "kombu.transport.virtual.QoS.append",
+             lambda: virtual.QoS.append, "(self, message, delivery_tag)"),
+    Override(TRANSPORT, "kombu.transport.redis.QoS.pipe_or_acquire",
+             lambda: kombu_redis.QoS.pipe_or_acquire, "(self, pipe=None, client=None)"),
+    Override(TRANSPORT, "kombu.transport.redis.QoS.restore_visible",
+             lambda: kombu_redis.QoS.restore_visible, "(self, start=0, num=10, interval=10)"),
+    Override(TRANSPORT, "kombu.transport.redis.MultiChannelPoller.maybe_restore_messages",
+             lambda: kombu_redis.MultiChannelPoller.maybe_restore_messages, "(self)"),
     Override(BATCH, "kombu.Producer.batch", lambda: Producer.batch, "(self, max_size=1000)"),
     Override(BATCH, "kombu.Producer.maybe_declare", lambda: Producer.maybe_declare,
              "(self, entity, retry=False, **retry_policy)"),
@@ -97,6 +108,11 @@ ATTRIBUTES = [
     (TRANSPORT, kombu_redis.Channel, "max_connections"),
     (TRANSPORT, kombu_redis.MultiChannelPoller(), "_channels"),
     (TRANSPORT, kombu_redis.Transport, "Channel"),
+    (TRANSPORT, kombu_redis.Channel, "QoS"),
+    (TRANSPORT, kombu_redis.Channel, "from_transport_options"),
+    (TRANSPORT, kombu_redis.Channel, "unacked_restore_interval"),
+    (TRANSPORT, kombu_redis.Channel, "unacked_restore_limit"),
+    (TRANSPORT, kombu_redis.QoS, "unacked_index_key"),
     (STATS, kombu_redis.Channel, "unacked_key"),
     (BATCH, Producer, "supports_batch_publish"),
     (BATCH, Celery, "current_worker_task"),
