@@ -144,3 +144,13 @@ def test_operations_examples(reader_env, test_env, worker, tmp_path, monkeypatch
 def test_event_catalogue_document_is_generated_from_the_code():
     assert (DOCS / "EVENTS.md").read_text() == render_catalogue(), \
         "run: python -m webhooks_api.catalogue_doc"
+
+
+def test_the_procfile_in_operations_md_is_the_procfile():
+    """Operators copy the process lines from docs/operations.md: they are the Procfile's own
+    lines, word for word (its comments aside)."""
+    shown = re.search(r"```procfile\n(.*?)```", (DOCS / "operations.md").read_text(),
+                      re.S).group(1).splitlines()
+    procfile = [line for line in (DOCS.parent / "Procfile").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert shown == procfile
