@@ -62,3 +62,10 @@ def test_framework_errors_use_the_error_shape(client, tenant):
     not_allowed = client.put(f"{API}/subscriptions", headers=tenant["headers"])
     assert_error(not_allowed, 405)
     assert "GET" in not_allowed.headers["Allow"]
+
+
+def test_recover_documents_the_window_it_keeps(client):
+    """recover keeps a long window's last 14 days (services/recovery.py): the
+    reference says so, rather than refusing an `until` far after `since`."""
+    schema = client.get("/openapi.json").json["components"]["schemas"]["Recover"]
+    assert "cut to its last 14 days" in schema["properties"]["until"]["description"]

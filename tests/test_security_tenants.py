@@ -1,7 +1,7 @@
 """Tenant isolation of publishing: an event of tenant A reaches A's subscriptions only,
-whether published over the API or with publish.delay(); event ids are per tenant, so A
-cannot collide with (or replay) B's events. (The route-by-route 404 matrix lives with the
-API tests; the in-process EventBus joins this test once it exists.)"""
+whether published over the API, with publish.delay() or in-process with the event bus;
+event ids are per tenant, so A cannot collide with (or replay) B's events. (The
+route-by-route 404 matrix is tests/test_api_auth.py's.)"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import uuid
 from sqlalchemy import select
 
 from tests.helpers import wait_for
+from webhooks_api.bus import get_event_bus
 from webhooks_api.models import Delivery, Event
 from webhooks_worker.tasks import publish
 
@@ -46,19 +47,21 @@ def test_publishing_as_one_tenant_never_reaches_another(app, client, runner, ten
     assert [r.json["created"] for r in sent] == [True, True]
     with app.app_context():
         publish.delay("invoice.paid", {"owner": "a"}, tenant_a["id"], event_id="evt_a_delay")
+        get_event_bus().publish("invoice.voided", {"owner": "b"}, tenant_b["id"],
+                                event_id="evt_b_bus")
 
     def settled():
-        """All three events fanned out (a leak would be a delivery row by then) and every
+        """All four events fanned out (a leak would be a delivery row by then) and every
         delivery made."""
         session.expire_all()
         events = session.scalars(select(Event)).all()
         deliveries = session.scalars(select(Delivery)).all()
-        return (len(events) == 3 and all(e.fanned_out_at for e in events)
+        return (len(events) == 4 and all(e.fanned_out_at for e in events)
                 and all(d.status == "success" for d in deliveries)
                 and len(receiver.requests) == len(deliveries))
 
     wait_for(settled, timeout=30, message="every event fanned out and delivered")
-    assert len(receiver.requests) == 3
+    assert len(receiver.requests) == 4
 
     def delivered_to(owner) -> list[tuple[str, str]]:
         return sorted(
@@ -67,7 +70,7 @@ def test_publishing_as_one_tenant_never_reaches_another(app, client, runner, ten
         )
 
     assert delivered_to(tenant_a) == [("evt_a_delay", "a"), ("evt_shared", "a")]
-    assert delivered_to(tenant_b) == [("evt_shared", "b")]
+    assert delivered_to(tenant_b) == [("evt_b_bus", "b"), ("evt_shared", "b")]
     for request in receiver.requests:
         owner_id = request.path.rsplit("=", 1)[1]
         assert json.loads(request.body)["tenant_id"] == owner_id

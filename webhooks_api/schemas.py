@@ -292,7 +292,8 @@ class ReplaySchema(Schema):
 
 class RecoverSchema(Schema):
     since = UtcDateTime(required=True)
-    until = UtcDateTime(metadata={"description": "Default: now; at most 14 days after since"})
+    until = UtcDateTime(metadata={"description": "Default: now. A window longer than 14 days "
+                                                 "is cut to its last 14 days (since moves)"})
 
 
 class ResentSchema(Schema):
