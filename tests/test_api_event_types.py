@@ -6,8 +6,10 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.api_support import API, assert_error
-from webhooks_api.catalogue import BUILTIN_EVENT_TYPES
+from webhooks_api.catalogue import BUILTIN_EVENT_TYPES, is_operational
+from webhooks_api.jsonvalues import json_size
 from webhooks_api.models import EventType
+from webhooks_api.services.events import validate_event
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -41,12 +43,30 @@ def test_catalogue_lists_builtin_and_own_types_by_name(client, tenant, other_ten
     assert names == sorted([*BUILTIN_EVENT_TYPES, "acme.order.shipped"])
     by_name = {item["name"]: item for item in items}
     assert by_name["invoice.created"] == {
-        "name": "invoice.created", "description": BUILTIN_EVENT_TYPES["invoice.created"],
-        "schema": None, "builtin": True, "created_at": None}
+        "name": "invoice.created", "schema": None, "builtin": True, "created_at": None,
+        "description": BUILTIN_EVENT_TYPES["invoice.created"].description}
     custom = by_name["acme.order.shipped"]
     assert custom["builtin"] is False and custom["schema"] == ORDER_SCHEMA
     assert custom["created_at"]
     assert "zeta.thing.done" not in by_name, "another tenant's type is not listed"
+
+
+def test_the_catalogue_has_fifty_standard_types_each_with_an_example_it_accepts(
+        client, tenant, session):
+    """The seed promised 50+ standard events: the served catalogue holds them besides the
+    operational ones, and every example in docs/EVENTS.md is data its type accepts (built-in
+    types enforce no schema, so nothing a publisher sends today is refused)."""
+    served = all_pages(client, tenant, limit=100)
+    standard = [item for item in served if not is_operational(item["name"])]
+    assert len(standard) >= 50, [item["name"] for item in standard]
+    assert all(item["description"] and item["schema"] is None for item in served)
+    for name, entry in BUILTIN_EVENT_TYPES.items():
+        assert isinstance(entry.example, dict) and entry.example, name
+        assert json_size(entry.example) < 1024, name
+        assert validate_event(session, tenant["id"], name, entry.example, None, None) is None
+    assert {"credit_note", "payment_method", "api_key", "tenant"} <= {
+        name.split(".")[0] for name in BUILTIN_EVENT_TYPES}
+    assert "report.scheduled" in BUILTIN_EVENT_TYPES
 
 
 def test_get_one_builtin_or_custom_type(client, tenant, other_tenant):

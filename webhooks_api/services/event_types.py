@@ -42,8 +42,8 @@ class EventTypeView:
 
 
 def _builtin(name: str) -> EventTypeView:
-    return EventTypeView(name=name, description=BUILTIN_EVENT_TYPES[name], schema=None,
-                         builtin=True)
+    return EventTypeView(name=name, description=BUILTIN_EVENT_TYPES[name].description,
+                         schema=None, builtin=True)
 
 
 def _custom(row: EventType) -> EventTypeView:
