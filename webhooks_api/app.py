@@ -26,7 +26,8 @@ def create_app(test_config: Mapping[str, str] | None = None, *, worker: bool = F
     settings = load_settings(environ)
     if not settings.database_url:
         raise RuntimeError(
-            "DATABASE_URL is not set: use ./scripts/run, which starts an embedded PostgreSQL"
+            "DATABASE_URL is not set and no ./scripts/run is running (its var/stack.env): "
+            "start ./scripts/run, which starts an embedded PostgreSQL"
         )
     configure_logging(settings)
     app = Flask(__name__)
