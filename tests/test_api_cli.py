@@ -68,3 +68,22 @@ def test_api_keys_revoke_takes_effect_at_once(runner, client, tenant):
     assert "revoked" in listed
     unknown = runner.invoke(args=["api-keys", "revoke", "key_ghost"])
     assert unknown.exit_code != 0 and "does not exist" in unknown.stderr
+
+
+def test_tenants_create_with_key_prints_the_key_alone_on_stdout(runner, client, session):
+    result = runner.invoke(args=["tenants", "create", "acme", "--with-key"])
+    assert result.exit_code == 0, result.output
+    api_key = result.stdout.strip()
+    assert api_key.startswith("whk_") and "\n" not in api_key, "KEY=$(...) keeps the key"
+    assert "created tenant acme" in result.stderr and api_key not in result.stderr
+    assert session.get(Tenant, "acme") is not None
+    response = client.get(f"{API}/subscriptions", headers={"Authorization": f"Bearer {api_key}"})
+    assert response.status_code == 200
+
+
+def test_tenants_create_with_key_for_a_taken_id_creates_no_key(runner, session):
+    runner.invoke(args=["tenants", "create", "acme"])
+    result = runner.invoke(args=["tenants", "create", "acme", "--with-key"])
+    assert result.exit_code != 0 and "already exists" in result.stderr
+    assert "whk_" not in result.stdout
+    assert session.scalars(select(ApiKey)).all() == []

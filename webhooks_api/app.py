@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from flask import Flask, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from . import cli, console, errors, metrics
+from . import cli, console, errors, metrics, stack_file
 from .config import Settings, load_settings
 from .extensions import db, migrate
 from .logging_setup import configure_logging
@@ -21,10 +21,13 @@ SWAGGER_ASSETS = "/docs/assets"
 def create_app(test_config: Mapping[str, str] | None = None, *, worker: bool = False) -> Flask:
     """Build the app; `test_config` holds environment-style settings that override the env;
     `worker` for the Celery worker's app (its own database engine options)."""
-    settings = load_settings({**os.environ, **(test_config or {})})
+    environ = {**os.environ, **(test_config or {})}
+    stack_file.fill_in(environ)  # the CLI in another terminal than ./scripts/run
+    settings = load_settings(environ)
     if not settings.database_url:
         raise RuntimeError(
-            "DATABASE_URL is not set: use ./scripts/run, which starts an embedded PostgreSQL"
+            "DATABASE_URL is not set and no ./scripts/run is running (its var/stack.env): "
+            "start ./scripts/run, which starts an embedded PostgreSQL"
         )
     configure_logging(settings)
     app = Flask(__name__)

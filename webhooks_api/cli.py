@@ -1,7 +1,9 @@
 """`flask --app webhooks_api ...` commands: tenants, API keys and the encryption key.
 
 Errors go to stderr with a non-zero exit; `api-keys create` prints the key alone on the
-last line of stdout, since it is never shown again.
+last line of stdout, since it is never shown again; `tenants create --with-key` prints it
+alone on stdout (its notes on stderr), so `KEY=$(flask ... tenants create acme --with-key)`
+keeps it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import cli_ops
+from . import cli_ops, listen
 from .errors import DomainError
 from .extensions import db
 from .services import tenants as service
@@ -29,13 +31,24 @@ def _fail(error: DomainError) -> None:
 @tenants_cli.command("create")
 @click.argument("tenant_id")
 @click.option("--name", default=None, help="A human-readable name.")
-def create_tenant(tenant_id: str, name: str | None) -> None:
-    """Create a tenant."""
+@click.option("--with-key", is_flag=True,
+              help="Also create an API key and print it alone on stdout (once).")
+def create_tenant(tenant_id: str, name: str | None, with_key: bool) -> None:
+    """Create a tenant (and, with --with-key, its first API key)."""
     try:
         tenant = service.create_tenant(db.session, tenant_id, name)
+        issued = service.create_api_key(db.session, tenant.id) if with_key else None
     except DomainError as error:
         _fail(error)
-    click.echo(f"created tenant {tenant.id}")
+    click.echo(f"created tenant {tenant.id}", err=with_key)
+    if issued is not None:
+        _print_key(issued, tenant.id, notes_to_stderr=True)
+
+
+def _print_key(issued: service.IssuedKey, tenant_id: str, notes_to_stderr: bool) -> None:
+    click.echo(f"created API key {issued.record.id} for tenant {tenant_id}; store it now,"
+               " it is not shown again:", err=notes_to_stderr)
+    click.echo(issued.api_key)
 
 
 @api_keys_cli.command("create")
@@ -47,9 +60,7 @@ def create_api_key(tenant_id: str, name: str | None) -> None:
         issued = service.create_api_key(db.session, tenant_id, name)
     except DomainError as error:
         _fail(error)
-    click.echo(f"created API key {issued.record.id} for tenant {tenant_id}; store it now,"
-               " it is not shown again:")
-    click.echo(issued.api_key)
+    _print_key(issued, tenant_id, notes_to_stderr=False)
 
 
 @api_keys_cli.command("list")
@@ -98,4 +109,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(tenants_cli)
     app.cli.add_command(api_keys_cli)
     cli_ops.register(app)
+    app.cli.add_command(listen.listen_command)
     app.cli.add_command(secrets_cli)

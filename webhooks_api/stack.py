@@ -2,10 +2,12 @@
 
 With DATABASE_URL and CELERY_BROKER_URL set it uses those servers; with either unset it
 starts the embedded one with its data in ./var (or WEBHOOKS_DATA_DIR), kept across
-restarts. A RabbitMQ broker without WEBHOOKS_REDIS_URL gets the embedded Redis for the
-circuit breaker, the rate limit and the in-flight window (the worker refuses to run them
-without one). Then it applies the migrations and runs web, `WORKER_PROCESSES` workers (default:
-one per core), beat and flower under honcho until Ctrl-C.
+restarts. While it runs, the servers' URLs are in `stack.env` there, where the CLI of
+another terminal finds them (webhooks_api.stack_file). A RabbitMQ broker without
+WEBHOOKS_REDIS_URL gets the embedded Redis for the circuit breaker, the rate limit and
+the in-flight window (the worker refuses to run them without one). Then it applies the
+migrations and runs web, `WORKER_PROCESSES` workers (default: one per core), beat and
+flower under honcho until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import stack_file
 from .config import load_settings, protections_without_redis
 from .embedded import RedisServer, ensure_database, start_postgres
 
@@ -26,7 +29,7 @@ PROCESSES = ("web", "worker", "beat", "flower")
 
 def main() -> int:
     env = dict(os.environ)
-    data_dir = Path(env.get("WEBHOOKS_DATA_DIR", ROOT / "var"))
+    data_dir = Path(env.get("WEBHOOKS_DATA_DIR", stack_file.DEFAULT_DATA_DIR))
     redis = None
     if not env.get("DATABASE_URL"):
         server_url = start_postgres(data_dir / "pgdata")
@@ -50,16 +53,16 @@ def main() -> int:
     try:
         subprocess.run([str(bin_dir / "flask"), "--app", "webhooks_api", "db", "upgrade"],
                        env=env, check=True, cwd=ROOT)
+        stack_file.write(env)
         print(f"""
   API        http://127.0.0.1:{port}/api/v1/webhooks
   API docs   http://127.0.0.1:{port}/docs   (OpenAPI: /openapi.json)
   Console    http://127.0.0.1:{port}/console   (sign in with an API key)
   Flower     http://127.0.0.1:{flower_port}
   Metrics    http://127.0.0.1:{port}/metrics   (health: /healthz, /readyz)
-  API key    DATABASE_URL='{env['DATABASE_URL']}' \\
-               .venv/bin/flask --app webhooks_api tenants create acme
-             DATABASE_URL='{env['DATABASE_URL']}' \\
-               .venv/bin/flask --app webhooks_api api-keys create acme
+  Settings   {stack_file.path(env)}   (read by `flask --app webhooks_api ...`)
+  API key    . .venv/bin/activate && flask --app webhooks_api tenants create acme --with-key
+  Listen     flask --app webhooks_api listen acme   (prints each delivery, verified)
   Stop       Ctrl-C
 """, flush=True)
         # Worker processes are the process manager's: one per core unless WORKER_PROCESSES.
@@ -73,6 +76,7 @@ def main() -> int:
             honcho.send_signal(signal.SIGINT)
             return honcho.wait()
     finally:
+        stack_file.remove(env)
         if redis is not None:
             redis.stop()
 
