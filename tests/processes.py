@@ -95,6 +95,20 @@ def procfile_line(name: str) -> str:
     raise KeyError(f"no {name!r} process in the Procfile")
 
 
+def with_venv_path(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the venv's bin first on PATH, where the Procfile's commands are."""
+    return {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+@contextmanager
+def procfile_process(name: str, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """The Procfile's line `name` run by bash as an operator runs it; `exec`: the line's
+    process is the server itself, which a SIGTERM stops warmly."""
+    with running(["bash", "-c", f"exec {procfile_line(name)}"], with_venv_path(env),
+                 f"test-{name}.log") as process:
+        yield process
+
+
 @contextmanager
 def web(env: dict[str, str], workers: int | None = 2) -> Iterator[str]:
     """The Procfile's `web` line run by bash, as an operator runs it (the venv's gunicorn
