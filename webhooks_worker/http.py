@@ -90,7 +90,7 @@ class _Deadline:
     (or reused): the duplicate stays valid while TLS wraps the socket, so a receiver that
     drips its handshake, its headers or its body is cut all the same (shutdown acts on the
     connection, not on one descriptor). Name resolution happens before any socket exists,
-    so `wait_for` runs it in a thread of its own and `expire` stops the wait. The process's
+    so `wait_for` runs it in a thread of its own, waited for until the deadline. The process's
     `watchdog` calls `expire` when the time has passed.
     """
 
@@ -99,7 +99,7 @@ class _Deadline:
         self.finished = False
         self._seconds = seconds
         self._sockets: list[socket.socket] = []
-        self._waiting: threading.Event | None = None  # set by `expire` to end `wait_for`
+        self._ends = time.monotonic() + seconds
         self._lock = threading.Lock()
 
     def __enter__(self) -> _Deadline:
@@ -143,15 +143,9 @@ class _Deadline:
                 outcome.append((None, error))
             answered.set()
 
-        with self._lock:
-            if self.expired:
-                raise _DeadlineExpired()
-            self._waiting = answered
         threading.Thread(target=call, name="resolve", daemon=True).start()
-        answered.wait()
-        with self._lock:
-            self._waiting = None
-        if not outcome:
+        if not answered.wait(max(0.0, self._ends - time.monotonic())):
+            self.expire()  # the watchdog's own call may come a moment later
             raise _DeadlineExpired()
         result, error = outcome[0]
         if error is not None:
@@ -165,8 +159,6 @@ class _Deadline:
             self.expired = True
             for duplicate in self._sockets:
                 _shutdown(duplicate)
-            if self._waiting is not None:
-                self._waiting.set()
 
 
 def _shutdown(sock: socket.socket) -> None:
