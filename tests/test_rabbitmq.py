@@ -90,7 +90,7 @@ def test_slice_on_rabbitmq(rabbitmq_url, rabbitmq_env, tenant, receiver, session
 
             def all_delivered():
                 session.expire_all()
-                deliveries = session.query(Delivery).all()
+                deliveries = session.query(Delivery).filter_by(tenant_id=tenant["id"]).all()
                 done = len(deliveries) == 2 and all(d.status == "success" for d in deliveries)
                 return deliveries if done else None
 
