@@ -7,7 +7,8 @@ against Celery 5.7's `celery.app.defaults` and the code that reads it.
 """
 
 from webhooks_api.config import ConfigError, load_settings, worker_refusal
-from webhooks_api.queue import (
+from webhooks_api.messaging.celery_glue import task_queues as _task_queues
+from webhooks_api.messaging.names import (
     DELIVER_QUEUE,
     DELIVER_TASK,
     ENQUEUE_TASK,
@@ -17,7 +18,6 @@ from webhooks_api.queue import (
     PUBLISH_TASK,
     SWEEP_TASK,
 )
-from webhooks_api.queue import task_queues as _task_queues
 
 try:
     _settings = load_settings()
@@ -32,7 +32,7 @@ broker_url = _settings.broker_url
 # never runs twice; on the others the short timeout, so a dead worker's publish messages
 # and first attempts come back within minutes (docs/decisions/0011).
 broker_transport_options = _settings.broker_transport_options
-# On Redis, kombu's transport with one fix (webhooks_api/redis_transport.py): without it a
+# On Redis, kombu's transport with one fix (webhooks_api/messaging/redis_transport.py): without it a
 # worker holding unacked messages exits when Redis goes away instead of reconnecting.
 broker_transport = _settings.broker_transport
 # Only JSON: task arguments are ids and names that Flower can show, never pickled objects.
@@ -78,7 +78,7 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 broker_connection_retry_on_startup = True
 # Beat keeps its schedule in memory and runs each task once when it starts: it needs no
 # schedule file, so it starts in a fresh checkout and in a read-only container.
-beat_scheduler = "webhooks_worker.scheduler:StartupScheduler"
+beat_scheduler = "webhooks_worker.maintenance.scheduler:StartupScheduler"
 # Times in UTC everywhere, like the database.
 enable_utc = True
 timezone = "UTC"

@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 
 import requests
 
-from webhooks_api.secrets import new_signing_secret
+from bench.workload import EVENT_TYPE, event_data
+from webhooks_api.domain.secrets import new_signing_secret
 from webhooks_api.services.events import serialize_body
-from webhooks_worker.signing import signature_headers
-
-from .workload import EVENT_TYPE, event_data
+from webhooks_worker.delivery.signing import signature_headers
 
 
 def run_ceiling(urls: list[str], count: int) -> dict:

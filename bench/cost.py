@@ -14,9 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery
 
-from . import stack
-from .proxies import postgres_proxy, redis_proxy
-from .workload import make_tenant, publish_burst, wait_attempted
+from bench import stack
+from bench.proxies import postgres_proxy, redis_proxy
+from bench.workload import make_tenant, publish_burst, wait_attempted
 
 
 def _via(url: str, port: int, query: str = "") -> str:

@@ -1,7 +1,7 @@
 """Broker messages the worker took, per delivery: Celery's `task-received` events, counted.
 
 A worker sends `task-received` when it takes a message off the broker, before it runs the
-task, with the message's argsrepr / kwargsrepr (webhooks_api.task_labels: a deliver message
+task, with the message's argsrepr / kwargsrepr (webhooks_api.messaging.labels: a deliver message
 names its delivery id) or, without them, the arguments themselves. A deferred attempt (a
 full window, an open breaker) is sent again with a countdown, as a new message: so the
 events per delivery id are the messages that delivery cost, whether or not an attempt was
@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import Counter
 
-from webhooks_api.queue import DELIVER_TASK
+from webhooks_api.messaging.names import DELIVER_TASK
 
 _DELIVERY_ID = re.compile(r"\bdlv_[A-Za-z0-9]+")
 _PROBE = "bench.probe"

@@ -14,15 +14,14 @@ import time
 
 import redis
 
-from webhooks_api.queue import DELIVER_QUEUE
-
-from . import stack
+from bench import stack
+from webhooks_api.messaging.names import DELIVER_QUEUE
 
 REAL_APP = "-A webhooks_worker.celery_app"
 
 
 def floor(bench) -> None:
-    from .noop_app import app
+    from bench.noop_app import app
 
     prefix = f"{bench.env['WEBHOOKS_BROKER_KEY_PREFIX']}floor-"
     app.conf.update(broker_transport_options={**bench.settings.broker_transport_options,

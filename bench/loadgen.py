@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from .receiver import _OK, ROOT
+from bench.receiver import _OK, ROOT
 
 _BODY = b'{"padding":"' + b"x" * 1000 + b'"}'
 _REQUEST = (b"POST /hook/loadgen HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

@@ -14,7 +14,7 @@ from contextlib import closing
 
 import psycopg2
 
-from .workload import make_tenant, publish_burst, wait_attempted
+from bench.workload import make_tenant, publish_burst, wait_attempted
 
 FIRST_CHECKPOINT = 10_000
 # Attempts made by the main worker: the cost phase's own worker is not the one sampled.

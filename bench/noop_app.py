@@ -7,7 +7,7 @@ reaches is the most any one-task-per-delivery engine can reach with those settin
 
 from celery import Celery
 
-from webhooks_api.queue import DELIVER_TASK
+from webhooks_api.messaging.names import DELIVER_TASK
 
 app = Celery("webhooks-noop")
 app.config_from_object("celeryconfig")

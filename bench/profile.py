@@ -26,8 +26,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .scenarios import Bench, end_to_end
-from .stack import RESULTS, ROOT
+from bench.scenarios import Bench, end_to_end
+from bench.stack import RESULTS, ROOT
 
 ANCHORS = ("attempt_delivery", "publish_stored_or_new")
 _FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")

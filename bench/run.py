@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from . import memory, profile, report, scenarios, stack
-from .cost import cost
-from .floor import floor
-from .receiver import ReceiverProcess
+from bench import memory, profile, report, scenarios, stack
+from bench.cost import cost
+from bench.floor import floor
+from bench.receiver import ReceiverProcess
 
 SIZES = {
     "quick": {

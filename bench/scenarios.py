@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 import redis
 import requests
 
-from webhooks_api.services.tenants import create_api_key
-
-from . import stack
-from .ceiling import run_ceiling
-from .events import ReceivedMessages
-from .loadgen import measure_receiver
-from .receiver import RECEIVER_PORTS, SLOW_SECONDS
-from .report import arrival_latencies, latency_summary, missing_latencies
-from .workload import (
+from bench import stack
+from bench.ceiling import run_ceiling
+from bench.events import ReceivedMessages
+from bench.loadgen import measure_receiver
+from bench.receiver import RECEIVER_PORTS, SLOW_SECONDS
+from bench.report import arrival_latencies, latency_summary, missing_latencies
+from bench.workload import (
     EVENT_TYPE,
     Tenant,
     delivery_ids,
@@ -34,6 +32,7 @@ from .workload import (
     stop_retries,
     wait_attempted,
 )
+from webhooks_api.services.tenants import create_api_key
 
 
 @dataclass

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from bench.stack import wait_until
 from webhooks_api.config import Settings
-from webhooks_api.secrets import SecretBox, new_signing_secret
+from webhooks_api.domain.secrets import SecretBox, new_signing_secret
 from webhooks_api.services.tenants import create_tenant
-
-from .stack import wait_until
 
 EVENT_TYPE = "invoice.created"
 INVOICE_LINES = 7  # makes the delivered body about 1 KB

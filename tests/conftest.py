@@ -23,13 +23,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from tests.helpers import wait_for
-from tests.receiver import Receiver
-from tests.tls_support import tls_receiver  # noqa: F401  (a fixture for every module)
+from tests.support.helpers import wait_for
+from tests.support.receiver import Receiver
+from tests.support.tls_support import tls_receiver  # noqa: F401  (a fixture for every module)
 from webhooks_api import create_app
 from webhooks_api.embedded import RedisServer, ensure_database, reachable, start_postgres
 from webhooks_api.extensions import db
-from webhooks_api.queue import WORKER_QUEUES
+from webhooks_api.messaging.names import WORKER_QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -171,7 +171,7 @@ def beat_process(env: dict[str, str], directory: Path, log_path: Path,
     try:
         yield process
     finally:
-        from tests.processes import stop_group
+        from tests.support.processes import stop_group
 
         stop_group(process)
 
@@ -221,7 +221,7 @@ def create_tenant_with_key(runner) -> dict:
 @pytest.fixture(scope="session")
 def task_events(app, worker):
     """Task events of the session worker, to wait until a message was fully handled."""
-    from tests.engine_support import TaskEvents
+    from tests.support.engine_support import TaskEvents
 
     events = TaskEvents(app.extensions["celery"]).start()
     yield events

@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from flask import Flask, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from . import cli, console, errors, metrics, stack_file
-from .config import Settings, load_settings
-from .extensions import db, migrate
-from .logging_setup import configure_logging
-from .queue import celery_init_app
+from webhooks_api import errors, metrics, stack_file
+from webhooks_api.cli import commands
+from webhooks_api.config import Settings, load_settings
+from webhooks_api.extensions import db, migrate
+from webhooks_api.http import console
+from webhooks_api.logging_setup import configure_logging
+from webhooks_api.messaging.celery_glue import celery_init_app
 
 API_TITLE = "Webhooks API"
 SWAGGER_ASSETS = "/docs/assets"
@@ -40,12 +42,12 @@ def create_app(test_config: Mapping[str, str] | None = None, *, worker: bool = F
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A tenant API key"}
     )
-    from .views import register_views
+    from webhooks_api.http.views import register_views
 
     register_views(app, api)
     app.register_blueprint(console.bp)
     errors.register(app)
-    cli.register(app)
+    commands.register(app)
     metrics.init_app(app)
 
     @app.get(f"{SWAGGER_ASSETS}/<path:filename>")
@@ -69,7 +71,7 @@ def _migrations_dir() -> str:
 # connection only for a short transaction (a failed attempt's record, a fan-out), never
 # during its POST: a bounded pool serves them all, and a delivery waits for a free
 # connection rather than opening more. The hot single statements have a pool of their own
-# (webhooks_worker.prepared); docs/operations.md gives max_connections.
+# (webhooks_worker.runtime.prepared); docs/operations.md gives max_connections.
 _API_ENGINE_OPTIONS = {"pool_pre_ping": True}
 _WORKER_ENGINE_OPTIONS = {"pool_pre_ping": False, "pool_recycle": 1800, "pool_size": 5,
                           "max_overflow": 0, "pool_timeout": 60}
@@ -91,9 +93,3 @@ def _flask_config(settings: Settings, worker: bool = False) -> dict:
         "OPENAPI_SWAGGER_UI_URL": f"{SWAGGER_ASSETS}/",
         "API_SPEC_OPTIONS": {"security": [{"bearerAuth": []}]},
     }
-
-
-def current_settings() -> Settings:
-    from flask import current_app
-
-    return current_app.config["WEBHOOKS_SETTINGS"]

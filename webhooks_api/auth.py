@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import g, request
 from flask_smorest import abort
 
-from .extensions import db
-from .services.tenants import tenant_for_api_key
+from webhooks_api.extensions import db
+from webhooks_api.services.tenants import tenant_for_api_key
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="webhooks"'}
 

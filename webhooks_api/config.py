@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from webhooks_api.messaging.names import RETRY_QUEUE, WORKER_QUEUES
+
 ENVIRONMENTS = ("production", "development", "test")
 
 # Fixed key for development and test only: secrets stay readable across restarts of the
@@ -23,7 +25,7 @@ REDIS_SCHEMES = ("redis", "rediss", "redis+socket")
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 MAX_TIMEOUT_SECONDS = 300
 # kombu's Redis transport, fixed so that a worker survives a Redis outage.
-REDIS_TRANSPORT = "webhooks_api.redis_transport:Transport"
+REDIS_TRANSPORT = "webhooks_api.messaging.redis_transport:Transport"
 
 
 class ConfigError(ValueError):
@@ -157,9 +159,7 @@ class Settings:
     @property
     def queue_visibility_timeouts(self) -> dict[str, int]:
         """The queues whose messages come back after the short timeout: every one but the
-        retry queue (webhooks_api/redis_transport.py)."""
-        from .queue import RETRY_QUEUE, WORKER_QUEUES  # queue.py imports this module
-
+        retry queue (webhooks_api/messaging/redis_transport.py)."""
         return {name: self.short_visibility_timeout_seconds
                 for name in WORKER_QUEUES if name != RETRY_QUEUE}
 
@@ -192,7 +192,8 @@ class Settings:
 
     @property
     def broker_transport(self) -> str | None:
-        """Our Redis transport for redis:// and rediss:// (webhooks_api/redis_transport.py);
+        """Our Redis transport for redis:// and rediss://
+        (webhooks_api/messaging/redis_transport.py);
         None lets the URL choose (RabbitMQ; a redis+socket:// URL always selects kombu's
         own, by its prefix)."""
         scheme = (self.broker_url or "").split(":", 1)[0]
@@ -360,3 +361,10 @@ def check_production(settings: Settings) -> None:
     """Refuse to run production with a setting that would lose data or leak secrets."""
     if errors := production_errors(settings):
         raise ConfigError("unsafe production settings: " + "; ".join(errors))
+
+
+def current_settings() -> Settings:
+    """The settings of the Flask app in context (create_app put them there)."""
+    from flask import current_app
+
+    return current_app.config["WEBHOOKS_SETTINGS"]

@@ -10,8 +10,8 @@ is a `POST /publish` of 100 ms (docs/decisions/0007-frozen-start-up-heap.md).
 
 `gc.freeze()` moves what exists then into a permanent generation that collections skip;
 what requests and tasks allocate is still collected as before. Called once per process,
-when it is ready to serve: webhooks_worker.heap (Celery signals) and gunicorn's
-`post_worker_init` (webhooks_api.gunicorn_conf).
+when it is ready to serve: webhooks_worker.runtime.heap (Celery signals) and gunicorn's
+`post_worker_init` (webhooks_api.http.gunicorn_conf).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ per line (WEBHOOKS_LOG_FORMAT=json), with fields passed as `extra=` kept as JSON
 
 Inside a Celery task every line also carries `task_id` and `task_name` (JSON fields), so a
 line can be traced to the task Flower shows. The worker hands its logging to this module
-(webhooks_worker.observability connects Celery's `setup_logging` signal), so Celery does
+(webhooks_worker.runtime.observability connects Celery's `setup_logging` signal), so Celery does
 not replace the root handler with its own plain-text one.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from .config import Settings
+from webhooks_api.config import Settings
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -1,7 +1,7 @@
 """Prometheus metrics: what is counted where, and the `/metrics` exposition.
 
 - Counters and histograms are recorded where things happen: delivery attempts in the
-  worker (`webhooks_worker.observability`), HTTP requests in the API (`init_app`).
+  worker (`webhooks_worker.runtime.observability`), HTTP requests in the API (`init_app`).
 - State gauges (queue depth, open deliveries and their age, subscriptions by status, when
   the last sweep finished) are read from PostgreSQL and the broker when `/metrics` is
   scraped (`StateCollector`).
@@ -30,8 +30,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
-from .circuit import Breaker
-from .config import Settings
+from webhooks_api.config import Settings
+from webhooks_api.receivers.circuit import Breaker
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ class StateCollector(Collector):
         self.settings = settings
 
     def collect(self):
-        from .stats import broker_state, database_state
-        from .sweep_record import last_sweep
+        from webhooks_api.services.stats import broker_state, database_state
+        from webhooks_api.services.sweep_record import last_sweep
 
         try:
             state = database_state(self.session)

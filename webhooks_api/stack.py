@@ -19,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import stack_file
-from .config import load_settings, protections_without_redis
-from .embedded import RedisServer, ensure_database, start_postgres
+from webhooks_api import stack_file
+from webhooks_api.config import load_settings, protections_without_redis
+from webhooks_api.embedded import RedisServer, ensure_database, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ("web", "worker", "beat", "flower")

@@ -7,20 +7,21 @@ checked when a worker starts (`celeryd_init`), not here.
 from celery.signals import celeryd_init
 
 from webhooks_api.config import ConfigError, check_worker_redis, worker_refusal
-
-from .green import BufferedTaskEvents, cooperate_with_gevent
+from webhooks_worker.runtime.green import BufferedTaskEvents, cooperate_with_gevent
 
 cooperate_with_gevent()  # before any connection is made
 
 from webhooks_api import create_app  # noqa: E402
-from webhooks_api.extensions import celery as celery_app  # noqa: E402
+from webhooks_api.messaging.celery_glue import celery as celery_app  # noqa: E402
 
 try:
     flask_app = create_app(worker=True)
 except ConfigError as error:
     raise worker_refusal(error) from None
 
-from . import flower, heap, maintenance, observability, tasks  # noqa: E402,F401  (tasks, signals)
+from webhooks_worker import tasks  # noqa: E402,F401  (tasks, signals)
+from webhooks_worker.maintenance import housekeeping  # noqa: E402,F401  (tasks, signals)
+from webhooks_worker.runtime import flower, heap, observability  # noqa: E402,F401  (tasks, signals)
 
 celery_app.steps["consumer"].add(BufferedTaskEvents)
 

@@ -7,21 +7,20 @@ import math
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from webhooks_api.extensions import celery, db
-from webhooks_api.ids import derived_id
-from webhooks_api.queue import (
+from webhooks_api.domain.ids import derived_id
+from webhooks_api.extensions import db
+from webhooks_api.messaging.celery_glue import celery
+from webhooks_api.messaging.enqueue import deliver_message, send_now
+from webhooks_api.messaging.names import (
     DELIVER_TASK,
     ENQUEUE_TASK,
     PUBLISH_TASK,
     RETRY_QUEUE,
     SWEEP_TASK,
-    deliver_message,
-    send_now,
 )
-
-from .delivery import Outcome, attempt_delivery
-from .publishing import publish_stored_or_new
-from .sweep import sweep as sweep_stalled
+from webhooks_worker.delivery.attempt import Outcome, attempt_delivery
+from webhooks_worker.maintenance.sweep import sweep as sweep_stalled
+from webhooks_worker.publishing.publish import publish_stored_or_new
 
 # A database blip is transient: try again shortly rather than drop the message.
 _DB_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60,

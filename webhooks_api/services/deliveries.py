@@ -13,11 +13,11 @@ from datetime import datetime
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
-from ..errors import ConflictError, NotFoundError
-from ..ids import ID_PATTERN
-from ..models import OPEN_DELIVERY_STATUSES, Delivery, Subscription
-from ..pagination import DEFAULT_LIMIT, Page, newest_first
-from ..queue import deliver_message, send_after_commit
+from webhooks_api.domain.ids import ID_PATTERN
+from webhooks_api.domain.models import OPEN_DELIVERY_STATUSES, Delivery, Subscription
+from webhooks_api.errors import ConflictError, NotFoundError
+from webhooks_api.messaging.enqueue import deliver_message, send_after_commit
+from webhooks_api.services.pagination import DEFAULT_LIMIT, Page, newest_first
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from ..catalogue import BUILTIN_EVENT_TYPES, EVENT_TYPE_PATTERN, is_operational
-from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..jsonvalues import json_size
-from ..models import EventType
-from ..pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from webhooks_api.domain.catalogue import BUILTIN_EVENT_TYPES, EVENT_TYPE_PATTERN, is_operational
+from webhooks_api.domain.json_values import json_size
+from webhooks_api.domain.models import EventType
+from webhooks_api.errors import ConflictError, InvalidInputError, NotFoundError
+from webhooks_api.services.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
 
 SCHEMA_MAX_BYTES = 65536
 MAX_NAME_LENGTH = 255

@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from ..catalogue import BUILTIN_EVENT_TYPES, EVENT_TYPE_PATTERN
-from ..config import Settings
-from ..errors import InvalidInputError, NotFoundError, PayloadTooLargeError
-from ..ids import EVENT_ID_PATTERN, new_id
-from ..jsonvalues import json_value_error
-from ..models import Event, EventType
+from webhooks_api.config import Settings
+from webhooks_api.domain.catalogue import BUILTIN_EVENT_TYPES, EVENT_TYPE_PATTERN
+from webhooks_api.domain.ids import EVENT_ID_PATTERN, new_id
+from webhooks_api.domain.json_values import json_value_error
+from webhooks_api.domain.models import Event, EventType
+from webhooks_api.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import psycopg2
 from kombu import Connection
 
-from ..config import Settings
-from ..sweep_record import LAST_SWEEP_SQL, LastSweep
+from webhooks_api.config import Settings
+from webhooks_api.services.sweep_record import LAST_SWEEP_SQL, LastSweep
 
 logger = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..config import Settings
-from ..ids import new_id
-from ..models import Delivery, DeliveryAttempt, Event, Subscription
-from ..queue import deliver_message, send_after_commit
-from .events import store_event
-from .ping_slots import waiting_slot
-from .subscriptions import get_subscription
+from webhooks_api.config import Settings
+from webhooks_api.domain.ids import new_id
+from webhooks_api.domain.models import Delivery, DeliveryAttempt, Event, Subscription
+from webhooks_api.messaging.enqueue import deliver_message, send_after_commit
+from webhooks_api.services.events import store_event
+from webhooks_api.services.ping_slots import waiting_slot
+from webhooks_api.services.subscriptions import get_subscription
 
 TEST_EVENT = "webhook.test"
 # Time for a worker to take the message, beyond the request's own timeout.

@@ -5,7 +5,7 @@ Each waiting request holds one of the process's gunicorn threads for up to
 WEBHOOKS_TEST_EVENT_WAIT_SECONDS, and polls PostgreSQL while it waits. Past the bound the
 request is refused at once with 429, before anything is stored, so one tenant's tests (or
 all tenants' together) never take every thread: the process keeps more threads than the
-bound in all (webhooks_api.gunicorn_conf refuses to start otherwise), and those serve
+bound in all (webhooks_api.http.gunicorn_conf refuses to start otherwise), and those serve
 every other request (docs/decisions/0013-test-event-waits.md). The count is per process
 because the threads and the connection pool it protects are.
 """
@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import TooManyRequestsError
+from webhooks_api.errors import TooManyRequestsError
 
 # A waiting test answers within the wait's bound, most far sooner: try again after a few
 # seconds rather than after the longest wait.

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..config import Settings
-from ..queue import publish_message, send_after_commit
-from .events import StoredEvent, store_event
+from webhooks_api.config import Settings
+from webhooks_api.messaging.enqueue import publish_message, send_after_commit
+from webhooks_api.services.events import StoredEvent, store_event
 
 
 def record_event(session: Session, settings: Settings, tenant_id: str, event_type: str, data,

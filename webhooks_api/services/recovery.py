@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..errors import ConflictError, InvalidInputError
-from ..models import Delivery
-from ..queue import RETRY_QUEUE
-from .deliveries import lock_receiving_subscription, queue_manual_attempts
-from .subscriptions import get_subscription
+from webhooks_api.domain.models import Delivery
+from webhooks_api.errors import ConflictError, InvalidInputError
+from webhooks_api.messaging.names import RETRY_QUEUE
+from webhooks_api.services.deliveries import lock_receiving_subscription, queue_manual_attempts
+from webhooks_api.services.subscriptions import get_subscription
 
 logger = logging.getLogger(__name__)
 

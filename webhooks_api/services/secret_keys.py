@@ -12,11 +12,11 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..config import Settings
-from ..custom_headers import reencrypt_headers
-from ..errors import DomainError
-from ..models import Subscription
-from ..secrets import SecretBox
+from webhooks_api.config import Settings
+from webhooks_api.domain.custom_headers import reencrypt_headers
+from webhooks_api.domain.models import Subscription
+from webhooks_api.domain.secrets import SecretBox
+from webhooks_api.errors import DomainError
 
 
 def reencrypt_secrets(session: Session, settings: Settings, batch_size: int = 500) -> int:

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from ..errors import InvalidInputError
-from .subscriptions import get_subscription
+from webhooks_api.errors import InvalidInputError
+from webhooks_api.services.subscriptions import get_subscription
 
 BUCKETS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1),
            "day": timedelta(days=1)}

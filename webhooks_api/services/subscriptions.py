@@ -15,30 +15,18 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..catalogue import BUILTIN_EVENT_TYPES, is_filter_pattern
-from ..config import Settings
-from ..custom_headers import encrypt_headers, mask_errors
-from ..errors import InvalidInputError, NotFoundError
-from ..header_rules import header_limit_errors
-from ..ids import ID_PATTERN, new_id
-from ..jsonvalues import json_size
-from ..models import EventType, Subscription
-from ..pagination import DEFAULT_LIMIT, Page, newest_first
-from ..secrets import SecretBox, new_signing_secret
-from ..targets import target_url_errors
-from .deliveries import disable_open_deliveries, list_deliveries
-
-RESERVED_HEADER_NAMES = frozenset({"content-type", "content-length", "host", "user-agent"})
-RESERVED_HEADER_PREFIXES = ("x-webhook-", "webhook-")
-
-
-def header_errors(headers: dict[str, str]) -> list[str]:
-    return [
-        f"header {name!r} is set by the service and cannot be overridden"
-        for name in headers
-        if name.lower() in RESERVED_HEADER_NAMES
-        or name.lower().startswith(RESERVED_HEADER_PREFIXES)
-    ] + header_limit_errors(headers) + mask_errors(headers)
+from webhooks_api.config import Settings
+from webhooks_api.domain.catalogue import BUILTIN_EVENT_TYPES, is_filter_pattern
+from webhooks_api.domain.custom_headers import encrypt_headers
+from webhooks_api.domain.headers import header_errors
+from webhooks_api.domain.ids import ID_PATTERN, new_id
+from webhooks_api.domain.json_values import json_size
+from webhooks_api.domain.models import EventType, Subscription
+from webhooks_api.domain.secrets import SecretBox, new_signing_secret
+from webhooks_api.domain.ssrf import target_url_errors
+from webhooks_api.errors import InvalidInputError, NotFoundError
+from webhooks_api.services.deliveries import disable_open_deliveries, list_deliveries
+from webhooks_api.services.pagination import DEFAULT_LIMIT, Page, newest_first
 
 
 def event_type_errors(session: Session, tenant_id: str, event_types: list[str]) -> list[str]:

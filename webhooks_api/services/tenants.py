@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..ids import EVENT_ID_PATTERN, new_id
-from ..models import ApiKey, Tenant
-from ..secrets import hash_api_key, new_api_key
+from webhooks_api.domain.ids import EVENT_ID_PATTERN, new_id
+from webhooks_api.domain.models import ApiKey, Tenant
+from webhooks_api.domain.secrets import hash_api_key, new_api_key
+from webhooks_api.errors import ConflictError, InvalidInputError, NotFoundError
 
 
 def create_tenant(session: Session, tenant_id: str, name: str | None = None) -> Tenant:

@@ -1,0 +1,1 @@
+"""`flask --app webhooks_api ...` commands: tenants and keys, operator commands, `listen`."""

@@ -1,0 +1,413 @@
+"""marshmallow schemas for every request and response body of the REST API.
+
+Requests are strict: unknown fields are refused (marshmallow's RAISE), numbers and booleans
+must be JSON numbers and booleans, and every string or JSON value must be storable by
+PostgreSQL (see jsonvalues). Rules that need the database or the settings (known event
+types, the target URL rules, the metadata size limit) are the services' job. Response
+schemas mark every field they always carry as required, so the OpenAPI document states
+exactly what clients receive.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from webhooks_api.domain.catalogue import EVENT_TYPE_PATTERN
+from webhooks_api.domain.custom_headers import MASK, masked
+from webhooks_api.domain.headers import MAX_CUSTOM_HEADERS
+from webhooks_api.domain.ids import EVENT_ID_PATTERN, ID_PATTERN
+from webhooks_api.domain.json_values import json_value_error, text_error
+from webhooks_api.domain.models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
+from webhooks_api.receivers.circuit import circuit_state
+from webhooks_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+URL_CHARACTERS = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
+# What a subscription may list: an event type, `category.*` or `*` (catalogue.py).
+EVENT_FILTER_PATTERN = re.compile(
+    rf"^(\*|[a-z][a-z0-9_]*\.\*|{EVENT_TYPE_PATTERN.pattern.strip('^$')})$")
+
+
+class Text(fields.String):
+    """A string PostgreSQL can store (no NUL, no unpaired surrogate)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if error := text_error(text):
+            raise ValidationError(error)
+        return text
+
+
+class JsonObject(fields.Dict):
+    """A JSON object PostgreSQL can store as jsonb."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        mapping = super()._deserialize(value, attr, data, **kwargs)
+        if error := json_value_error(mapping):
+            raise ValidationError(error)
+        return mapping
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 time, UTC when it has no offset, converted to UTC (PostgreSQL refuses
+    offsets beyond 15:59 that Python accepts)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("out of range") from None
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true and false: not 1, "yes" or "true"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+EVENT_TYPE_NAME = validate.Regexp(
+    EVENT_TYPE_PATTERN, error="must be a lower-case dotted name like 'invoice.created'"
+)
+
+
+# Lists
+
+class PageQuerySchema(Schema):
+    limit = fields.Integer(load_default=DEFAULT_LIMIT,
+                           validate=validate.Range(min=1, max=MAX_LIMIT))
+    cursor = Text(validate=validate.Length(min=1, max=1024),
+                  metadata={"description": "next_cursor of the previous page"})
+
+
+def _page_of(item_schema: type[Schema], name: str) -> type[Schema]:
+    return Schema.from_dict({
+        "items": fields.List(fields.Nested(item_schema), required=True),
+        "next_cursor": fields.String(required=True, allow_none=True,
+                                     metadata={"description": "null on the last page"}),
+    }, name=name)
+
+
+# Subscriptions
+
+def _url(**kwargs) -> Text:
+    return Text(validate=[validate.Length(min=1, max=2048),
+                          validate.Regexp(URL_CHARACTERS, error="must not contain spaces "
+                                                                "or control characters")],
+                metadata={"description": "http(s) URL receiving the POSTs"}, **kwargs)
+
+
+def _event_types(**kwargs) -> fields.List:
+    return fields.List(
+        Text(validate=[validate.Length(min=1, max=255), validate.Regexp(
+            EVENT_FILTER_PATTERN,
+            error="must be an event type like 'invoice.created' or a filter like "
+                  "'invoice.*' or '*'")]),
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Event types and filters ('category.*', '*')"}, **kwargs,
+    )
+
+
+def _headers(**kwargs) -> fields.Dict:
+    """Strings to strings here; the header rules (names, values, sizes, reserved names)
+    live in header_rules.py and the subscription service, one place for API and CLI."""
+    return fields.Dict(
+        keys=Text(validate=validate.Length(min=1)),
+        values=Text(),
+        metadata={"maxProperties": MAX_CUSTOM_HEADERS,
+                  "description": "Extra headers sent with every delivery, replaced whole "
+                                 "on PATCH; Content-Type, Content-Length, Host, "
+                                 "User-Agent, X-Webhook-* and webhook-* are reserved. "
+                                 "Values are stored encrypted and never shown again; "
+                                 f"{MASK!r} (what responses show) is refused as a value"},
+        **kwargs,
+    )
+
+
+class SubscriptionUpdateSchema(Schema):
+    """PATCH: only the fields sent change."""
+
+    url = _url()
+    event_types = _event_types()
+    description = Text(allow_none=True, validate=validate.Length(max=1000))
+    timeout_seconds = fields.Integer(strict=True, validate=validate.Range(min=5, max=300))
+    headers = _headers()
+    metadata = JsonObject(metadata={"description": "Free-form object, size-limited"})
+    is_active = StrictBoolean(metadata={
+        "description": "false pauses the subscription; true re-activates a paused or "
+                       "disabled one and resets its failure streak"})
+    max_per_second = fields.Integer(
+        strict=True, allow_none=True, validate=validate.Range(min=1, max=10000),
+        metadata={"description": "Most attempts per second to this endpoint, across all "
+                                 "workers; more wait (no attempt used). null: no limit"})
+
+
+class SubscriptionCreateSchema(SubscriptionUpdateSchema):
+    url = _url(required=True)
+    event_types = _event_types(required=True)
+    timeout_seconds = fields.Integer(strict=True, load_default=30,
+                                     validate=validate.Range(min=5, max=300))
+    headers = _headers(load_default=dict)
+    metadata = JsonObject(load_default=dict,
+                          metadata={"description": "Free-form object, size-limited"})
+    is_active = StrictBoolean(load_default=True)
+    max_per_second = fields.Integer(
+        strict=True, allow_none=True, load_default=None,
+        validate=validate.Range(min=1, max=10000),
+        metadata={"description": "Most attempts per second to this endpoint, across all "
+                                 "workers; more wait (no attempt used). null: no limit"})
+
+
+class SubscriptionQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(SUBSCRIPTION_STATUSES))
+    is_active = fields.Boolean()
+
+
+class SubscriptionSchema(Schema):
+    id = fields.String(required=True)
+    url = fields.String(required=True)
+    event_types = fields.List(fields.String(), required=True)
+    description = fields.String(required=True, allow_none=True)
+    is_active = fields.Boolean(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(SUBSCRIPTION_STATUSES))
+    disabled_reason = fields.String(required=True, allow_none=True)
+    disabled_at = fields.DateTime(required=True, allow_none=True)
+    timeout_seconds = fields.Integer(required=True)
+    max_per_second = fields.Integer(required=True, allow_none=True)
+    headers = fields.Function(
+        lambda subscription: masked(subscription.header_ciphertexts), required=True,
+        metadata={"type": "object", "additionalProperties": {"type": "string"},
+                  "description": f"The custom header names, each value shown as {MASK!r}"})
+    metadata = fields.Dict(attribute="extra_metadata", required=True)
+    previous_secret_expires_at = fields.DateTime(
+        required=True, allow_none=True,
+        metadata={"description": "Until then deliveries are also signed with the previous "
+                                 "secret"})
+    success_count = fields.Integer(required=True)
+    failure_count = fields.Integer(required=True)
+    consecutive_failures = fields.Integer(required=True)
+    last_success_at = fields.DateTime(required=True, allow_none=True)
+    last_failure_at = fields.DateTime(required=True, allow_none=True)
+    failing_since = fields.DateTime(
+        required=True, allow_none=True,
+        metadata={"description": "Start of the current unbroken run of failed attempts"})
+    health_stage = fields.String(
+        required=True, allow_none=True, validate=validate.OneOf(("failing", "disabled")),
+        metadata={"description": "The last health warning published in this failure "
+                                 "streak (docs/HEALTH.md)"})
+    circuit_state = fields.Function(
+        lambda subscription: circuit_state(subscription.id), required=True,
+        metadata={"description": "closed, open or half_open: the circuit breaker shared "
+                                 "by all workers (always closed while it is off)"})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class SubscriptionWithSecretSchema(SubscriptionSchema):
+    secret = fields.String(required=True,
+                           metadata={"description": "Shown only on create and rotate"})
+
+
+class RotateSecretSchema(Schema):
+    grace_period_seconds = fields.Integer(
+        strict=True, load_default=86400, validate=validate.Range(min=0, max=604800),
+        metadata={"description": "How long deliveries stay signed with the old secret too"},
+    )
+
+
+# Deliveries
+
+class DeliveryQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+    event_type = Text(validate=[validate.Length(max=255), EVENT_TYPE_NAME])
+    since = UtcDateTime(metadata={"description": "created at or after (UTC if no offset)"})
+    until = UtcDateTime(metadata={"description": "created before"})
+
+    @validates_schema
+    def _window(self, data, **kwargs):
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise ValidationError("must be after since", "until")
+
+
+class DeliveryListQuerySchema(DeliveryQuerySchema):
+    subscription_id = Text(validate=validate.Regexp(ID_PATTERN, error="not a subscription id"))
+
+
+class AttemptErrorSchema(Schema):
+    error_class = fields.String(required=True, allow_none=True,
+                                metadata={"description": "timeout, connection_error, ..."})
+    message = fields.String(required=True, allow_none=True)
+
+
+class AttemptSchema(Schema):
+    attempt_number = fields.Integer(required=True)
+    trigger = fields.String(required=True, metadata={"description": "automatic, manual, swept"})
+    started_at = fields.DateTime(required=True)
+    duration_ms = fields.Integer(required=True)
+    request_headers = fields.Dict(
+        required=True, metadata={"description": "As sent, with the values of the "
+                                               "signatures and of the custom headers "
+                                               f"redacted ({MASK!r})"})
+    response_status = fields.Integer(required=True, allow_none=True)
+    response_headers = fields.Dict(required=True, allow_none=True)
+    response_body = fields.String(required=True, allow_none=True,
+                                  metadata={"description": "The first 4 KiB"})
+    error = fields.Nested(AttemptErrorSchema, required=True, allow_none=True,
+                          metadata={"description": "Set when no response arrived"})
+
+
+class DeliverySchema(Schema):
+    id = fields.String(required=True)
+    event_id = fields.String(attribute="event.event_id", required=True)
+    subscription_id = fields.String(required=True)
+    event_type = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES))
+    attempt_count = fields.Integer(required=True)
+    next_retry_at = fields.DateTime(required=True, allow_none=True)
+    last_response_status = fields.Integer(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    completed_at = fields.DateTime(required=True, allow_none=True)
+
+
+class DeliveryDetailSchema(DeliverySchema):
+    attempts = fields.List(fields.Nested(AttemptSchema), required=True)
+
+
+# Subscription health and recovery (docs/HEALTH.md)
+
+class ReplaySchema(Schema):
+    since = UtcDateTime(metadata={
+        "description": "Default: when the subscription was last disabled or paused"})
+
+
+class RecoverSchema(Schema):
+    since = UtcDateTime(required=True)
+    until = UtcDateTime(metadata={"description": "Default: now. A window longer than 14 days "
+                                                 "is cut to its last 14 days (since moves)"})
+
+
+class ResentSchema(Schema):
+    count = fields.Integer(required=True)
+    delivery_ids = fields.List(fields.String(), required=True,
+                               metadata={"description": "Queued oldest first"})
+
+
+class PingSchema(Schema):
+    delivery_id = fields.String(required=True)
+    event_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES))
+    attempt = fields.Nested(AttemptSchema, required=True, allow_none=True, metadata={
+        "description": "null when no worker made the attempt within the timeout"})
+
+
+class StatsQuerySchema(Schema):
+    since = UtcDateTime(metadata={"description": "Default: 24 hours before until"})
+    until = UtcDateTime(metadata={"description": "Default: now"})
+    bucket = fields.String(load_default="hour",
+                           validate=validate.OneOf(("minute", "hour", "day")))
+
+
+class LatencySchema(Schema):
+    p50 = fields.Float(required=True, allow_none=True)
+    p90 = fields.Float(required=True, allow_none=True)
+    p99 = fields.Float(required=True, allow_none=True)
+
+
+class OutcomesSchema(Schema):
+    success = fields.Integer(required=True)
+    failure = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    success_rate = fields.Float(required=True, allow_none=True)
+    latency_ms = fields.Nested(LatencySchema, required=True)
+
+
+class BucketSchema(OutcomesSchema):
+    start = fields.DateTime(required=True)
+
+
+class StatsSchema(Schema):
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(required=True)
+    bucket = fields.String(required=True)
+    totals = fields.Nested(OutcomesSchema, required=True)
+    series = fields.List(fields.Nested(BucketSchema), required=True)
+
+
+# Event types
+
+class EventTypeCreateSchema(Schema):
+    name = Text(required=True, validate=[validate.Length(max=255), EVENT_TYPE_NAME])
+    description = Text(required=True, validate=validate.Length(min=1, max=1000))
+    schema = JsonObject(load_default=None, allow_none=True,
+                        metadata={"description": "JSON Schema that published data must match"})
+
+
+class EventTypeSchema(Schema):
+    name = fields.String(required=True)
+    description = fields.String(required=True, allow_none=True)
+    schema = fields.Dict(required=True, allow_none=True)
+    builtin = fields.Boolean(required=True,
+                             metadata={"description": "true for the service's catalogue"})
+    created_at = fields.DateTime(required=True, allow_none=True,
+                                 metadata={"description": "null for built-in types"})
+
+
+# Publishing
+
+class PublishSchema(Schema):
+    event_type = Text(required=True, validate=[validate.Length(min=1, max=255),
+                                               EVENT_TYPE_NAME])
+    data = JsonObject(required=True)
+    metadata = JsonObject(load_default=None, allow_none=True)
+
+
+class PublishHeadersSchema(Schema):
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key", validate=validate.Regexp(EVENT_ID_PATTERN),
+        metadata={"description": "A repeat with the same key creates nothing new"},
+    )
+
+
+class PublishResultSchema(Schema):
+    event_id = fields.String(required=True)
+    event_type = fields.String(required=True)
+    created = fields.Boolean(required=True,
+                             metadata={"description": "false when the id was seen before"})
+
+
+# Operations
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
+
+
+class DependencySchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["up", "down"]))
+    error = fields.String(metadata={"description": "The error class, when down"})
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ready", "unavailable"]))
+    dependencies = fields.Dict(keys=fields.String(), values=fields.Nested(DependencySchema),
+                               required=True,
+                               metadata={"description": "database and broker"})
+    warnings = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                           metadata={"description": "What needs an operator though this "
+                                     "process is ready, by what it is about: `sweep` when "
+                                     "no sweep finished for 3 sweep intervals (is beat "
+                                     "running?); empty when none"})
+
+
+SubscriptionPageSchema = _page_of(SubscriptionSchema, "SubscriptionPageSchema")
+DeliveryPageSchema = _page_of(DeliverySchema, "DeliveryPageSchema")
+EventTypePageSchema = _page_of(EventTypeSchema, "EventTypePageSchema")

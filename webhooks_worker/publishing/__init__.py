@@ -1,0 +1,1 @@
+"""`webhooks.publish`: store the event, fan it out to one delivery per subscription."""

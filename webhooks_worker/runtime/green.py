@@ -1,0 +1,68 @@
+"""What the gevent pool needs of ours: PostgreSQL calls that yield to gevent's hub, and
+task events sent in batches.
+
+`celery worker --pool=gevent` monkey-patches the standard library before it imports the
+app, so sockets (Redis, the receivers) yield by themselves; psycopg2 is C and waits on its
+sockets inside libpq, which would stop every greenlet of the process for the length of
+each statement. psycogreen installs psycopg2's wait callback, which hands those waits to
+the hub (PITFALLS.md; tests/engine/test_worker_pool.py shows one slow statement not stopping the
+other deliveries of its process).
+"""
+
+from __future__ import annotations
+
+from celery import bootsteps
+
+
+def cooperate_with_gevent() -> bool:
+    """Install the wait callback if gevent patched this process; True when it did."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    if not monkey.is_module_patched("socket"):
+        return False
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+    return True
+
+
+class BufferedTaskEvents(bootsteps.StartStopStep):
+    """Task events sent in batches under the gevent pool, as Celery sends them with an event
+    loop (prefork, threads: `task.multi`, up to 24 events a message).
+
+    Celery buffers task events only when the consumer has an event loop ("XXX This
+    excludes eventlet/gevent, which should actually buffer", celery/worker/consumer/
+    events.py); under gevent each received, started and succeeded event was a Redis PUBLISH
+    of its own: 23 % of a worker's CPU in a profile of the 1-subscription benchmark. Here
+    the dispatcher buffers them, and a timer sends what is buffered every
+    `FLUSH_SECONDS`, so Flower sees a task at most that much later.
+    """
+
+    requires = ("celery.worker.consumer.events:Events",)
+    FLUSH_SECONDS = 0.1
+
+    def __init__(self, c, **kwargs):
+        self._timer = None
+        super().__init__(c, **kwargs)
+
+    def start(self, c):
+        dispatcher = c.event_dispatcher
+        if c.hub is not None or not getattr(c.pool, "is_green", False) or dispatcher is None:
+            return
+        dispatcher.buffer_group = frozenset(["task"])
+        self._timer = c.timer.call_repeatedly(self.FLUSH_SECONDS, self._flush, (c,))
+
+    @staticmethod
+    def _flush(c) -> None:
+        if c.event_dispatcher is not None:
+            c.event_dispatcher.flush(errors=False)
+
+    def stop(self, c):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._flush(c)
+
+    shutdown = stop
