@@ -36,15 +36,22 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis
 
 from webhooks_api import metrics
 from webhooks_api.config import Settings
 from webhooks_api.receivers.circuit import redis_client
-from webhooks_worker.delivery.http_client import HttpResult
 
 logger = logging.getLogger(__name__)
+
+
+class AttemptResult(Protocol):
+    """What the window learns from an attempt (the worker's HttpResult has it)."""
+
+    error_class: str | None
+    duration_ms: int
 
 INITIAL_WINDOW = 10  # TCP's initial window (RFC 6928): a new receiver gets 10 at once
 MAX_WINDOW = 1000  # far above what two pools of hundreds can have in flight
@@ -162,7 +169,7 @@ class Window:
                 return float(max(1, min(2 ** deferrals, max(settings.retry_schedule))))
             time.sleep(ms / 1000)
 
-    def release(self, slot: Slot | None, result: HttpResult | None) -> None:
+    def release(self, slot: Slot | None, result: AttemptResult | None) -> None:
         """Give the slot back and adapt the window to what the attempt found (no result:
         the attempt was cut short, nothing is learnt)."""
         if slot is None or slot.token is None:
