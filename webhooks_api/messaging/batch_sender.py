@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from celery import Celery
 from celery.utils import uuid
 from kombu import Producer
 
-if TYPE_CHECKING:
-    from webhooks_api.messaging.enqueue import Message
+from webhooks_api.messaging.message import Message
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from flask import Flask
 from kombu import Exchange, Queue
 
 from webhooks_api.config import Settings
+from webhooks_api.messaging.labels import reprs_for_call
 from webhooks_api.messaging.names import PRUNE_TASK, SWEEP_TASK, WORKER_QUEUES
 
 
@@ -22,16 +23,7 @@ class FlaskTask(Task):
         """Readable, secret-free arguments in Flower, also for `self.retry()`, whose new
         message would otherwise carry Celery's repr of the raw arguments."""
         if "argsrepr" not in options and "kwargsrepr" not in options:
-            from flask import has_app_context
-
-            from webhooks_api.messaging.labels import reprs_for_call
-
-            flask_app = getattr(self.app, "flask_app", None)
-            if has_app_context() or flask_app is None:
-                reprs = reprs_for_call(self.name, args, kwargs)
-            else:
-                with flask_app.app_context():
-                    reprs = reprs_for_call(self.name, args, kwargs)
+            reprs = reprs_for_call(self.name, args, kwargs)
             if reprs is not None:
                 options["argsrepr"], options["kwargsrepr"] = reprs
         return super().apply_async(args, kwargs, **options)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from celery import Celery
 from flask import current_app
@@ -16,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, scoped_session
 
 from webhooks_api.messaging.batch_sender import send_batched
+from webhooks_api.messaging.labels import with_reprs
+from webhooks_api.messaging.message import Message
 from webhooks_api.messaging.names import (
     DELIVER_QUEUE,
     DELIVER_TASK,
@@ -32,16 +33,6 @@ logger = logging.getLogger(__name__)
 _SEND_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
                       "interval_max": 0.2}
 _PENDING_KEY = "webhooks_pending_messages"
-
-
-class Message(NamedTuple):
-    """A task message to send; `reprs` are Flower's (argsrepr, kwargsrepr), looked up at
-    send time when the sender did not already know them."""
-
-    name: str
-    kwargs: dict
-    queue: str
-    reprs: tuple[str, str] | None = None
 
 
 def _send(celery: Celery, producer, message: Message) -> bool:
@@ -88,7 +79,6 @@ def deliver_message(delivery_id: str, attempt_number: int, trigger: str,
 
 def send_now(messages: Iterable[Message]) -> int:
     """Send messages whose rows are already committed; returns how many the broker took."""
-    from webhooks_api.messaging.labels import with_reprs  # it needs the task names defined here
 
     messages = with_reprs(list(messages))
     if not messages:

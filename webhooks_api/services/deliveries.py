@@ -17,6 +17,7 @@ from webhooks_api.domain.ids import ID_PATTERN
 from webhooks_api.domain.models import OPEN_DELIVERY_STATUSES, Delivery, Subscription
 from webhooks_api.errors import ConflictError, NotFoundError
 from webhooks_api.messaging.enqueue import deliver_message, send_after_commit
+from webhooks_api.messaging.labels import deliver_reprs
 from webhooks_api.services.pagination import DEFAULT_LIMIT, Page, newest_first
 
 logger = logging.getLogger(__name__)
@@ -92,11 +93,15 @@ def queue_manual_attempts(session: Session, selected: Select, queue: str | None 
                or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < func.now()))
         .values(status="pending", manual_pending=True, next_retry_at=func.now(),
                 claimed_until=None, completed_at=None)
-        .returning(Delivery.created_at, Delivery.id, Delivery.attempt_count)
+        .returning(Delivery.created_at, Delivery.id, Delivery.attempt_count,
+                   Delivery.event_type)
         .execution_options(synchronize_session=False)
     ).all())
-    send_after_commit(session, [deliver_message(row.id, row.attempt_count + 1, "manual",
-                                                queue=queue) for row in reopened])
+    send_after_commit(session, [
+        deliver_message(row.id, row.attempt_count + 1, "manual",
+                        deliver_reprs(row.id, row.attempt_count + 1, "manual", row.event_type),
+                        queue=queue)
+        for row in reopened])
     return [row.id for row in reopened]
 
 

@@ -24,6 +24,7 @@ from webhooks_api.config import Settings
 from webhooks_api.domain.ids import new_id
 from webhooks_api.domain.models import Delivery, DeliveryAttempt, Event, Subscription
 from webhooks_api.messaging.enqueue import deliver_message, send_after_commit
+from webhooks_api.messaging.labels import deliver_reprs
 from webhooks_api.services.events import store_event
 from webhooks_api.services.ping_slots import waiting_slot
 from webhooks_api.services.subscriptions import get_subscription
@@ -62,7 +63,9 @@ def _send_and_wait(session: Session, settings: Settings, tenant_id: str,
     session.add(Delivery(id=delivery_id, event_pk=event.id, subscription_id=subscription.id,
                          tenant_id=tenant_id, event_type=TEST_EVENT, status="pending",
                          manual_pending=True, next_retry_at=func.now()))
-    send_after_commit(session, [deliver_message(delivery_id, 1, "manual")])
+    send_after_commit(session, [deliver_message(
+        delivery_id, 1, "manual",
+        deliver_reprs(delivery_id, 1, "manual", TEST_EVENT, subscription.url))])
     timeout = min(subscription.timeout_seconds + WAIT_MARGIN_SECONDS,
                   settings.test_event_wait_seconds)
     session.commit()

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from webhooks_api.config import Settings
 from webhooks_api.domain.models import Event
 from webhooks_api.messaging.enqueue import deliver_message, send_now
+from webhooks_api.messaging.labels import deliver_reprs
+from webhooks_api.messaging.message import Message
 from webhooks_api.services.sweep_record import RECORD_SWEEP
 from webhooks_worker.publishing.fanout import fan_out
 
@@ -39,8 +41,15 @@ _TAKE_STALLED = text("""
         ORDER BY next_retry_at
         LIMIT :limit
         FOR UPDATE SKIP LOCKED)
-    RETURNING d.id, d.attempt_count, d.manual_pending
+    RETURNING d.id, d.attempt_count, d.manual_pending, d.event_type
 """)
+
+
+def _requeued(row) -> Message:
+    trigger = "manual" if row.manual_pending else "swept"
+    attempt_number = row.attempt_count + 1
+    return deliver_message(row.id, attempt_number, trigger,
+                           deliver_reprs(row.id, attempt_number, trigger, row.event_type))
 
 
 @dataclass(frozen=True)
@@ -68,11 +77,7 @@ def sweep(session: Session, settings: Settings) -> SweepReport:
     ).all()
     session.execute(RECORD_SWEEP)  # for /readyz and /metrics: beat and the sweep are alive
     session.commit()
-    send_now(
-        deliver_message(row.id, row.attempt_count + 1,
-                        "manual" if row.manual_pending else "swept")
-        for row in stalled
-    )
+    send_now(_requeued(row) for row in stalled)
     if events or stalled:
         logger.warning("sweep: fanned out %d stored events, re-enqueued %d deliveries",
                        len(events), len(stalled))

@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from webhooks_api.domain.catalogue import filters_matching, is_operational
 from webhooks_api.domain.models import Event
-from webhooks_api.messaging.enqueue import Message, deliver_message
+from webhooks_api.messaging.enqueue import deliver_message
 from webhooks_api.messaging.labels import deliver_reprs
+from webhooks_api.messaging.message import Message
 from webhooks_api.services.events import NewEvent
 from webhooks_worker.runtime import prepared
 from webhooks_worker.runtime.prepared import Prepared

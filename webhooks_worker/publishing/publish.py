@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 from webhooks_api.config import Settings
 from webhooks_api.errors import DomainError, NotFoundError, PayloadTooLargeError
 from webhooks_api.messaging.batch_sender import CHUNK_MESSAGES, chunks
-from webhooks_api.messaging.enqueue import Message, enqueue_message, send_now
+from webhooks_api.messaging.enqueue import enqueue_message, send_now
+from webhooks_api.messaging.message import Message
 from webhooks_api.services.events import get_event, new_event, store_event
 from webhooks_worker.publishing import known_types
 from webhooks_worker.publishing.fanout import fan_out, store_and_fan_out
