@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from webhooks_api.domain.ids import derived_id
 from webhooks_api.extensions import db
 from webhooks_api.messaging.celery_glue import celery
-from webhooks_api.messaging.enqueue import deliver_message, send_now
+from webhooks_api.messaging.enqueue import send_now
 from webhooks_api.messaging.names import (
     DELIVER_TASK,
     ENQUEUE_TASK,
@@ -20,6 +20,7 @@ from webhooks_api.messaging.names import (
 )
 from webhooks_worker.delivery.attempt import Outcome, attempt_delivery
 from webhooks_worker.maintenance.sweep import sweep as sweep_stalled
+from webhooks_worker.publishing.fanout import chunk_messages
 from webhooks_worker.publishing.publish import publish_stored_or_new
 
 # A database blip is transient: try again shortly rather than drop the message.
@@ -49,10 +50,8 @@ def publish(self, event_type=None, event_data=None, tenant_id=None, metadata=Non
 @celery.task(name=ENQUEUE_TASK)
 def enqueue(delivery_ids: list[str], trigger: str = "automatic"):
     """Send the first-attempt messages of part of a large fan-out (one chunk of the
-    publish task's); a chunk the broker does not take is left to the sweep. Only ids
-    travel (a subscription URL may hold a secret), so the Flower labels are read back in
-    one query per chunk (`send_now`)."""
-    return send_now([deliver_message(delivery_id, 1, trigger) for delivery_id in delivery_ids])
+    publish task's); a chunk the broker does not take is left to the sweep."""
+    return send_now(chunk_messages(db.session, delivery_ids, trigger))
 
 
 @celery.task(name=DELIVER_TASK, bind=True, **_DB_RETRY)

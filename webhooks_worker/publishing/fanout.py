@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sqlalchemy import Row
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from webhooks_api.domain.catalogue import filters_matching, is_operational
@@ -104,6 +104,29 @@ def _messages(rows: list[Row], event_type: str, trigger: str) -> list[Message]:
                         deliver_reprs(row.id, 1, trigger, event_type, row.url))
         for row in rows if row.status == "pending"
     ]
+
+
+_CHUNK_TARGETS = text("""
+    SELECT d.id, d.event_type, s.url
+    FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+    WHERE d.id = ANY(:delivery_ids)
+""")
+
+
+def chunk_messages(session: Session, delivery_ids: list[str], trigger: str) -> list[Message]:
+    """First-attempt messages for one chunk of a large fan-out (`webhooks.enqueue`). Its
+    message carries only ids (a subscription URL may hold a secret), so their labels are
+    read back here, in one query per chunk, in the task and not on any send path."""
+    targets = {row.id: row for row in session.execute(
+        _CHUNK_TARGETS, {"delivery_ids": delivery_ids})}
+    session.commit()  # the connection goes back before the broker is called
+    messages = []
+    for delivery_id in delivery_ids:
+        row = targets.get(delivery_id)
+        reprs = deliver_reprs(delivery_id, 1, trigger, row.event_type if row else None,
+                              row.url if row else None)
+        messages.append(deliver_message(delivery_id, 1, trigger, reprs))
+    return messages
 
 
 def fan_out(session: Session, event: Event, trigger: str = "automatic") -> list[Message]:
