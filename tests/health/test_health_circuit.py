@@ -9,6 +9,7 @@ import threading
 from dataclasses import replace
 from datetime import timedelta
 
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.engine_support import (
@@ -17,9 +18,11 @@ from tests.support.engine_support import (
     deliveries_of,
     finished_at,
     isolated_worker,
+    new_prefix,
 )
 from tests.support.helpers import wait_for
 from tests.support.receiver import Reply
+from webhooks_api.receivers.circuit import Breaker
 
 BREAKER = {"WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD": "3", "WEBHOOKS_CIRCUIT_WINDOW_SECONDS": "60",
            "WEBHOOKS_CIRCUIT_OPEN_SECONDS": "4",
@@ -111,3 +114,42 @@ def test_a_delivery_deferred_past_its_schedule_fails_with_circuit_open(
     for delivery in deliveries_of(session, sub["id"]):
         assert delivery.last_error == "circuit open" and delivery.attempt_count == 1
     assert len(receiver.posts()) == 2
+
+
+def test_a_page_of_subscriptions_reads_its_breakers_in_one_round_trip(
+        app, client, tenant, receiver, test_env, monkeypatch):
+    """The list shows each row's breaker as the detail does (an open one `open`), and the
+    page costs one Redis round trip whatever its size (it was two per row)."""
+    settings = replace(app.config["WEBHOOKS_SETTINGS"], circuit_failure_threshold=2,
+                       broker_key_prefix=new_prefix(test_env))
+    monkeypatch.setitem(app.config, "WEBHOOKS_SETTINGS", settings)
+    subscriptions = [create_subscription(client, tenant, f"{receiver.url}?n={n}",
+                                         ["invoice.created"]) for n in range(20)]
+    broken = subscriptions[7]["id"]
+    for _ in range(2):
+        Breaker(settings).record(broken, succeeded=False)
+
+    round_trips = []
+    command, pipeline = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+    def counted_command(self, *args, **options):
+        round_trips.append(args[0])
+        return command(self, *args, **options)
+
+    def counted_pipeline(self, *args, **options):
+        round_trips.append("pipeline")
+        return pipeline(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted_command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted_pipeline)
+    for size in (5, 20):
+        round_trips.clear()
+        page = client.get("/api/v1/webhooks/subscriptions", query_string={"limit": size},
+                          headers=tenant["headers"])
+        assert page.status_code == 200
+        states = {item["id"]: item["circuit_state"] for item in page.json["items"]}
+        assert len(states) == size and round_trips == ["pipeline"], round_trips
+    assert states[broken] == "open"
+    assert set(states.values()) == {"open", "closed"}
+    detail = client.get(f"/api/v1/webhooks/subscriptions/{broken}", headers=tenant["headers"])
+    assert detail.json["circuit_state"] == "open"

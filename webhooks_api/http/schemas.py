@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import UTC
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates_schema
 
 from webhooks_api.domain.catalogue import EVENT_TYPE_PATTERN
 from webhooks_api.domain.custom_headers import MASK, masked
@@ -21,7 +21,7 @@ from webhooks_api.domain.headers import MAX_CUSTOM_HEADERS
 from webhooks_api.domain.ids import EVENT_ID_PATTERN, ID_PATTERN
 from webhooks_api.domain.json_values import json_value_error, text_error
 from webhooks_api.domain.models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
-from webhooks_api.receivers.circuit import circuit_state
+from webhooks_api.receivers.circuit import circuit_states
 from webhooks_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 URL_CHARACTERS = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
@@ -90,7 +90,8 @@ class PageQuerySchema(Schema):
 
 def _page_of(item_schema: type[Schema], name: str) -> type[Schema]:
     return Schema.from_dict({
-        "items": fields.List(fields.Nested(item_schema), required=True),
+        # many=True: the item schema dumps the page as one list (its pre_dump sees it all).
+        "items": fields.Nested(item_schema, many=True, required=True),
         "next_cursor": fields.String(required=True, allow_none=True,
                                      metadata={"description": "null on the last page"}),
     }, name=name)
@@ -171,6 +172,18 @@ class SubscriptionQuerySchema(PageQuerySchema):
     is_active = fields.Boolean()
 
 
+class _WithCircuitState:
+    """A subscription as dumped: its own attributes, and its breaker's state read with the
+    rest of its page."""
+
+    def __init__(self, subscription, circuit_state: str):
+        self._subscription = subscription
+        self.circuit_state = circuit_state
+
+    def __getattr__(self, name: str):
+        return getattr(self._subscription, name)
+
+
 class SubscriptionSchema(Schema):
     id = fields.String(required=True)
     url = fields.String(required=True)
@@ -203,12 +216,22 @@ class SubscriptionSchema(Schema):
         required=True, allow_none=True, validate=validate.OneOf(("failing", "disabled")),
         metadata={"description": "The last health warning published in this failure "
                                  "streak (docs/HEALTH.md)"})
-    circuit_state = fields.Function(
-        lambda subscription: circuit_state(subscription.id), required=True,
+    circuit_state = fields.String(
+        required=True, validate=validate.OneOf(("closed", "open", "half_open")),
         metadata={"description": "closed, open or half_open: the circuit breaker shared "
                                  "by all workers (always closed while it is off)"})
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+
+
+    @pre_dump(pass_collection=True)
+    def _read_circuit_states(self, data, many: bool, **_):
+        """One Redis round trip for a whole page of subscriptions, not two per row."""
+        subscriptions = list(data) if many else [data]
+        states = circuit_states([subscription.id for subscription in subscriptions])
+        wrapped = [_WithCircuitState(subscription, states[subscription.id])
+                   for subscription in subscriptions]
+        return wrapped if many else wrapped[0]
 
 
 class SubscriptionWithSecretSchema(SubscriptionSchema):

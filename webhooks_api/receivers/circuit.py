@@ -25,7 +25,7 @@ from functools import cache
 
 import redis
 
-from webhooks_api.config import Settings
+from webhooks_api.config import Settings, current_settings
 
 logger = logging.getLogger(__name__)
 
@@ -141,14 +141,25 @@ class Breaker:
         return max(remaining_ms, 0) / 1000
 
     def state(self, subscription_id: str) -> str:
-        if not self.enabled:
-            return CLOSED
-        _, open_key, tripped_key, _ = self._keys(subscription_id)
+        return self.states([subscription_id])[subscription_id]
+
+    def states(self, subscription_ids: list[str]) -> dict[str, str]:
+        """The state of each breaker, read in one round trip (a pipeline of EXISTS);
+        closed when Redis does not answer, as the attempt path treats it."""
+        if not self.enabled or not subscription_ids:
+            return dict.fromkeys(subscription_ids, CLOSED)
+        pipeline = self._redis.pipeline(transaction=False)
+        for subscription_id in subscription_ids:
+            _, open_key, tripped_key, _ = self._keys(subscription_id)
+            pipeline.exists(open_key)
+            pipeline.exists(tripped_key)
         try:
-            is_open, tripped = self._redis.exists(open_key), self._redis.exists(tripped_key)
+            found = pipeline.execute()
         except redis.RedisError:
-            return CLOSED
-        return OPEN if is_open else HALF_OPEN if tripped else CLOSED
+            return dict.fromkeys(subscription_ids, CLOSED)
+        return {subscription_id: OPEN if is_open else HALF_OPEN if tripped else CLOSED
+                for subscription_id, is_open, tripped
+                in zip(subscription_ids, found[::2], found[1::2], strict=True)}
 
     def count_by_state(self) -> dict[str, int]:
         """Breakers open and half-open now (for the Prometheus gauge); closed ones have no
@@ -166,8 +177,6 @@ class Breaker:
         return counts
 
 
-def circuit_state(subscription_id: str) -> str:
-    """The breaker state of a subscription, for the API's responses."""
-    from flask import current_app
-
-    return Breaker(current_app.config["WEBHOOKS_SETTINGS"]).state(subscription_id)
+def circuit_states(subscription_ids: list[str]) -> dict[str, str]:
+    """The breaker states of subscriptions, for the API's responses."""
+    return Breaker(current_settings()).states(subscription_ids)
