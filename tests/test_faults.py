@@ -27,8 +27,8 @@ from tests.engine_support import attempts_of, create_subscription, deliveries_of
 from tests.fault_support import Api, PrivatePostgres, cli, tenant_via_cli, worker
 from tests.helpers import wait_for
 from tests.receiver import Receiver, Reply
-from webhooks_api.embedded import RedisServer, ensure_database, free_port
 from webhooks_api.models import DeliveryAttempt
+from webhooks_dev.embedded import RedisServer, ensure_database, free_port
 
 # Publishing must not hang on a broker that is down (webhooks_api/queue.py retries once,
 # 0.2 s later); the bound leaves room for a loaded CI machine.

@@ -17,8 +17,8 @@ from tests.engine_support import create_subscription, execute, new_prefix, publi
 from tests.helpers import wait_for
 from tests.receiver import Reply
 from webhooks_api.batch_enqueue import CHUNK_MESSAGES
-from webhooks_api.embedded import free_port
 from webhooks_api.models import Delivery
+from webhooks_dev.embedded import free_port
 
 AUTH = ("ops", "flower-pass-123")
 PAYLOAD_MARKER = "payload-marker-7f3a"

@@ -14,8 +14,8 @@ from tests import processes
 from tests.conftest import VAR, start_worker_process
 from tests.helpers import wait_for
 from tests.receiver import Reply
-from webhooks_api.embedded import free_port
 from webhooks_api.models import Delivery, Event
+from webhooks_dev.embedded import free_port
 from webhooks_worker.fanout import fan_out
 
 EVENTS = 3

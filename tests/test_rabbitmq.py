@@ -27,8 +27,8 @@ from tests.conftest import ROOT, VAR, start_worker_process
 from tests.engine_support import attempts_of, create_subscription, deliveries_of, finished_at
 from tests.helpers import wait_for
 from tests.receiver import Reply
-from webhooks_api.embedded import reachable, wait_for_port
 from webhooks_api.models import Delivery
+from webhooks_dev.embedded import reachable, wait_for_port
 from webhooks_worker.window import INITIAL_WINDOW
 
 

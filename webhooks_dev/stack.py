@@ -19,8 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import stack_file
-from .config import load_settings, protections_without_redis
+from webhooks_api import stack_file
+from webhooks_api.config import load_settings, protections_without_redis
+
+from . import require_extra
 from .embedded import RedisServer, ensure_database, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,4 +84,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    require_extra()
     sys.exit(main())
