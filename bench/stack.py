@@ -25,7 +25,7 @@ from pathlib import Path
 
 import redis
 
-from webhooks_api.embedded import ensure_database, free_port, reachable, wait_for_port
+from webhooks_dev.embedded import ensure_database, free_port, reachable, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -100,7 +100,7 @@ def drop_database(database_url: str) -> None:
     import psycopg2
     from psycopg2 import sql
 
-    from webhooks_api.embedded import with_database
+    from webhooks_dev.embedded import with_database
 
     name = database_url.split("?")[0].rsplit("/", 1)[1]
     connection = psycopg2.connect(with_database(database_url, "postgres"))

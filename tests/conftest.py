@@ -27,9 +27,9 @@ from tests.support.helpers import wait_for
 from tests.support.receiver import Receiver
 from tests.support.tls_support import tls_receiver  # noqa: F401  (a fixture for every module)
 from webhooks_api import create_app
-from webhooks_api.embedded import RedisServer, ensure_database, reachable, start_postgres
 from webhooks_api.extensions import db
 from webhooks_api.messaging.names import WORKER_QUEUES
+from webhooks_dev.embedded import RedisServer, ensure_database, reachable, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib import resources
 
 from flask import Flask, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
@@ -59,7 +60,9 @@ def create_app(test_config: Mapping[str, str] | None = None, *, worker: bool = F
 
 
 def _migrations_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+    """The checkout's top-level migrations/, installed as the package webhooks_migrations
+    (setup.py): the same directory for `flask db` in the checkout and in a built wheel."""
+    return str(resources.files("webhooks_migrations"))
 
 
 # The API pings a pooled connection before each request uses it: a request is not retried,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from webhooks_api.embedded import free_port
+from webhooks_dev.embedded import free_port
 from webhooks_worker.maintenance.sweep import sweep
 
 

@@ -29,7 +29,7 @@ from tests.support.odd_servers import (
     self_signed_certificate,
 )
 from tests.support.receiver import Receiver, Reply
-from webhooks_api.embedded import free_port
+from webhooks_dev.embedded import free_port
 from webhooks_worker.delivery import http_client
 
 SLOW_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"

@@ -33,8 +33,8 @@ from tests.support.engine_support import (
 from tests.support.helpers import wait_for
 from tests.support.receiver import Reply
 from webhooks_api.domain.models import Delivery
-from webhooks_api.embedded import reachable, wait_for_port
 from webhooks_api.receivers.window import INITIAL_WINDOW
+from webhooks_dev.embedded import reachable, wait_for_port
 
 
 def rabbitmqctl(*args: str) -> str:

@@ -28,7 +28,7 @@ from tests.support.fault_support import Api, PrivatePostgres, cli, tenant_via_cl
 from tests.support.helpers import wait_for
 from tests.support.receiver import Receiver, Reply
 from webhooks_api.domain.models import DeliveryAttempt
-from webhooks_api.embedded import RedisServer, ensure_database, free_port
+from webhooks_dev.embedded import RedisServer, ensure_database, free_port
 
 # Publishing must not hang on a broker that is down (webhooks_api/messaging/enqueue.py retries once,
 # 0.2 s later); the bound leaves room for a loaded CI machine.

@@ -15,7 +15,7 @@ from tests.support import processes
 from tests.support.helpers import wait_for
 from tests.support.receiver import Reply
 from webhooks_api.domain.models import Delivery, Event
-from webhooks_api.embedded import free_port
+from webhooks_dev.embedded import free_port
 from webhooks_worker.publishing.fanout import fan_out
 
 EVENTS = 3

@@ -17,8 +17,8 @@ from tests.support.engine_support import create_subscription, execute, new_prefi
 from tests.support.helpers import wait_for
 from tests.support.receiver import Reply
 from webhooks_api.domain.models import Delivery
-from webhooks_api.embedded import free_port
 from webhooks_api.messaging.batch_sender import CHUNK_MESSAGES
+from webhooks_dev.embedded import free_port
 
 AUTH = ("ops", "flower-pass-123")
 PAYLOAD_MARKER = "payload-marker-7f3a"

@@ -17,7 +17,7 @@ from flask_migrate import Migrate
 from sqlalchemy import create_engine, text
 
 from webhooks_api.config import DEVELOPMENT_ENCRYPTION_KEY, load_settings
-from webhooks_api.embedded import ensure_database, with_database
+from webhooks_dev.embedded import ensure_database, with_database
 
 
 def test_models_and_migrations_agree(app, test_env):

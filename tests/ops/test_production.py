@@ -20,10 +20,10 @@ from tests.support.engine_support import new_prefix
 from tests.support.helpers import wait_for
 from webhooks_api import create_app
 from webhooks_api.domain.models import Delivery, Event
-from webhooks_api.embedded import free_port
 from webhooks_api.extensions import db
 from webhooks_api.services.subscriptions import create_subscription
 from webhooks_api.services.tenants import create_api_key, create_tenant
+from webhooks_dev.embedded import free_port
 
 PRODUCTION_MD = Path(__file__).resolve().parents[2] / "docs" / "production.md"
 FLOWER_AUTH = ("ops", "flower-prod-pass-1")

@@ -2,7 +2,7 @@
 
 "Settings (environment)" lists exactly the variables `load_settings` reads, each with its
 default and minimum as webhooks_api/config.py applies them. "Process settings" lists
-exactly the variables of the Procfile's lines and of the run command (webhooks_api/stack.py)
+exactly the variables of the Procfile's lines and of the run command (webhooks_dev/stack.py)
 that config.py does not read, plus the address the Procfile binds, each with the default
 its reader applies. Both are checked by what the code does or declares, not against a copy
 of the list kept here.
@@ -19,8 +19,8 @@ import pytest
 from cryptography.fernet import Fernet
 from flower.options import options as flower_options
 
-from webhooks_api import stack
 from webhooks_api.config import ConfigError, load_settings
+from webhooks_dev import stack
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from tests.support.helpers import wait_for
-from webhooks_api.embedded import free_port, reachable
+from webhooks_dev.embedded import free_port, reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 README_API = "http://127.0.0.1:8000"
@@ -29,7 +29,7 @@ def quickstart_blocks() -> list[str]:
 
 def _start_stack(env: dict[str, str], log: Path) -> subprocess.Popen:
     # What ./scripts/run executes once .venv has the package.
-    return subprocess.Popen([sys.executable, "-m", "webhooks_api.stack"], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "webhooks_dev.stack"], env=env, cwd=ROOT,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 

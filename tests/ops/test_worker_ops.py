@@ -15,7 +15,7 @@ import redis
 from tests.conftest import ROOT, VAR, start_worker_process
 from tests.support.helpers import wait_for
 from webhooks_api.domain.models import Delivery
-from webhooks_api.embedded import RedisServer
+from webhooks_dev.embedded import RedisServer
 
 PAYLOAD_MARKER = "card-4242-marker"
 HEADER_SECRET = "hdr-secret-9d2b"

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from tests.support.helpers import wait_for
-from webhooks_api.embedded import free_port
+from webhooks_dev.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var"

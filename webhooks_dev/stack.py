@@ -21,7 +21,9 @@ from pathlib import Path
 
 from webhooks_api import stack_file
 from webhooks_api.config import load_settings, protections_without_redis
-from webhooks_api.embedded import RedisServer, ensure_database, start_postgres
+
+from . import require_extra
+from .embedded import RedisServer, ensure_database, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ("web", "worker", "beat", "flower")
@@ -82,4 +84,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    require_extra()
     sys.exit(main())
