@@ -13,7 +13,7 @@ import grimp
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("webhooks_api", "webhooks_worker")
+PACKAGES = ("webhooks_api", "webhooks_worker", "webhooks_dev")
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:
