@@ -79,72 +79,73 @@ def _schedule(value: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved configuration; build it with `load_settings`."""
+    """Resolved configuration; build it with `load_settings`, which writes every default
+    once (a field here has none, so a default cannot drift between two places)."""
 
-    env: str = "development"
-    database_url: str | None = None
-    broker_url: str | None = None
-    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
-    require_https: bool = False
-    allow_private_targets: bool = True
-    encryption_keys: tuple[str, ...] = (DEVELOPMENT_ENCRYPTION_KEY,)
-    max_payload_bytes: int = 262144
-    ca_bundle: str | None = None
+    env: str
+    database_url: str | None
+    broker_url: str | None
+    retry_schedule: tuple[int, ...]
+    require_https: bool
+    allow_private_targets: bool
+    encryption_keys: tuple[str, ...]
+    max_payload_bytes: int
+    ca_bundle: str | None
     # A delivery overdue by this much (message lost with a worker, or never sent) is swept.
-    sweep_margin_seconds: int = 120
-    sweep_interval_seconds: int = 60
+    sweep_margin_seconds: int
+    sweep_interval_seconds: int
     # Extra lease over the subscription's timeout before a claim counts as abandoned.
-    claim_margin_seconds: int = 60
+    claim_margin_seconds: int
     # Countdown messages one worker holds in memory (celery worker_eta_task_limit).
-    worker_eta_task_limit: int = 10000
+    worker_eta_task_limit: int
     # A task still running after this long is killed with its process (task_time_limit):
     # above the longest request timeout, for a process stuck outside the HTTP deadline.
-    task_time_limit_seconds: int = MAX_TIMEOUT_SECONDS + 120
+    task_time_limit_seconds: int
     # A message of the publish, deliver or maintenance queue taken by a worker that died
     # (no ack) is handed out again after this; above the task time limit, with room for a
     # database-retry countdown (at most 60 s) and a wait for a pool slot.
-    short_visibility_timeout_seconds: int = MAX_TIMEOUT_SECONDS + 120 + 180
-    metadata_max_bytes: int = 8192
+    short_visibility_timeout_seconds: int
+    metadata_max_bytes: int
     # Prefix on every broker key: several deployments (or test runs) can share one Redis.
-    broker_key_prefix: str | None = None
-    log_format: str = "text"
+    broker_key_prefix: str | None
+    log_format: str
     # Events (with their deliveries and attempts) and attempts of finished deliveries older
     # than this are pruned by `webhooks.prune`; 0 keeps everything.
-    retention_days: int = 30
-    retention_interval_seconds: int = 3600
+    retention_days: int
+    retention_interval_seconds: int
     # Optional port on which a worker node serves its own Prometheus metrics, for workers
     # on machines that do not share PROMETHEUS_MULTIPROC_DIR with the API.
-    worker_metrics_port: int | None = None
+    worker_metrics_port: int | None
     # PROMETHEUS_MULTIPROC_DIR: prometheus_client reads it too, from the process
     # environment, when it is imported (webhooks_api.metrics).
-    metrics_dir: str | None = None
+    metrics_dir: str | None
     # A subscription all of whose attempts failed for this long is disabled (0: never).
-    disable_after_failing_seconds: int = 5 * 24 * 3600
+    disable_after_failing_seconds: int
     # Consecutive failed attempts after which `webhook.subscription.failing` is published
     # (0: no warning).
-    failing_warning_after: int = 10
+    failing_warning_after: int
     # Longest wait of `POST /subscriptions/{id}/test` for its attempt, holding a thread of
     # a web process.
-    test_event_wait_seconds: int = 25
+    test_event_wait_seconds: int
     # Those requests waiting at once in one web process, in all and per tenant; past
     # either, 429. Each waiting one holds a thread of the process, which has more threads
     # than the first (docs/decisions/0013-test-event-waits.md).
-    test_event_max_waiting: int = 6
-    test_event_max_waiting_per_tenant: int = 2
+    test_event_max_waiting: int
+    test_event_max_waiting_per_tenant: int
     # Circuit breaker (off while the threshold is 0): opens after this many consecutive
     # failed attempts within the window, stays open this long, then lets one probe through.
-    circuit_failure_threshold: int = 0
-    circuit_window_seconds: int = 60
-    circuit_open_seconds: int = 30
+    circuit_failure_threshold: int
+    circuit_window_seconds: int
+    circuit_open_seconds: int
     # The per-subscription rate limit (`max_per_second`) and the in-flight window; each can
     # be turned off where no Redis holds their state.
-    rate_limit: bool = True
-    in_flight_window: bool = True
+    rate_limit: bool
+    in_flight_window: bool
     # The Redis of the breaker, the rate limit and the window (WEBHOOKS_REDIS_URL); None:
     # the broker's, when the broker is Redis.
-    redis_url: str | None = None
+    redis_url: str | None
     # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
-    debug: bool = False
+    debug: bool
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -234,12 +235,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return _int(get(name) or str(default), name, minimum)
 
     keys = get("WEBHOOKS_ENCRYPTION_KEY")
+    schedule = get("WEBHOOKS_RETRY_SCHEDULE")
     task_time_limit = integer("WEBHOOKS_TASK_TIME_LIMIT_SECONDS", MAX_TIMEOUT_SECONDS + 120, 1)
     settings = Settings(
         env=env,
         database_url=get("DATABASE_URL"),
         broker_url=get("CELERY_BROKER_URL"),
-        retry_schedule=_schedule(get("WEBHOOKS_RETRY_SCHEDULE") or "300,3600,21600"),
+        retry_schedule=_schedule(schedule) if schedule else DEFAULT_RETRY_SCHEDULE,
         require_https=_bool(get("WEBHOOKS_REQUIRE_HTTPS") or str(production),
                             "WEBHOOKS_REQUIRE_HTTPS"),
         allow_private_targets=_bool(get("WEBHOOKS_ALLOW_PRIVATE_TARGETS") or str(not production),

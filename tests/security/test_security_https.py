@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from tests.support.engine_support import isolated_worker
 from tests.support.helpers import wait_for
-from tests.support.isolated_worker import isolated_worker
 from tests.support.security_support import override_settings
 from webhooks_api.domain.models import Delivery, DeliveryAttempt
 

@@ -18,13 +18,20 @@ from sqlalchemy import select, text
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import ROOT
+from tests.support.engine_support import (
+    celery_client,
+    isolated_worker,
+    log_offset,
+    log_since,
+    new_prefix,
+    queued_messages,
+)
 from tests.support.helpers import wait_for
-from tests.support.isolated_worker import IsolatedWorker, isolated_worker
 from tests.support.security_support import override_settings
 from webhooks_api.config import DEVELOPMENT_ENCRYPTION_KEY
 from webhooks_api.domain.models import Subscription
 from webhooks_api.domain.secrets import SecretBox, new_signing_secret
-from webhooks_api.messaging.names import PUBLISH_QUEUE
+from webhooks_api.messaging.names import PUBLISH_QUEUE, PUBLISH_TASK
 
 SUBSCRIPTIONS = "/api/v1/webhooks/subscriptions"
 OLD_KEY = DEVELOPMENT_ENCRYPTION_KEY  # what the test app encrypts with
@@ -183,14 +190,19 @@ def test_no_secret_material_in_logs_task_messages_or_error_bodies(
     hashed_key = hashlib.sha256(tenant["api_key"].encode()).hexdigest()
     material.add(hashed_key)
 
-    worker = IsolatedWorker(test_env)
+    env = {**test_env, "WEBHOOKS_BROKER_KEY_PREFIX": new_prefix(test_env)}
+    sender = celery_client(env)
     try:
         # The message publish.delay() leaves in Redis, read before any worker takes it.
-        worker.publish("invoice.created", {"invoice_id": "inv_1"}, tenant["id"],
-                       event_id="evt_first")
-        queued = worker.raw_messages(PUBLISH_QUEUE)
-        assert len(queued) == 1 and "evt_first" in queued[0]
-        worker.start()
+        sender.send_task(PUBLISH_TASK, args=["invoice.created", {"invoice_id": "inv_1"},
+                                             tenant["id"]],
+                         kwargs={"event_id": "evt_first"}, queue=PUBLISH_QUEUE)
+    finally:
+        sender.close()
+    queued = queued_messages(env, PUBLISH_QUEUE)
+    assert len(queued) == 1 and "evt_first" in queued[0]
+    offset = log_offset()
+    with isolated_worker(test_env, prefix=env["WEBHOOKS_BROKER_KEY_PREFIX"]) as worker:
         wait_for(lambda: len(receiver.requests) == 1, timeout=30, message="first delivery")
         # What Flower shows: every task event, with the arguments of publish and deliver.
         with worker.task_events() as events:
@@ -201,9 +213,7 @@ def test_no_secret_material_in_logs_task_messages_or_error_bodies(
             wait_for(lambda: {"webhooks.publish", "webhooks.deliver"} <= {
                 e.get("name") for e in events if e["type"] == "task-received"},
                 timeout=30, message="task events of both tasks")
-        worker_log = worker.log_text()
-    finally:
-        worker.stop()
+    worker_log = log_since(offset)
 
     for request in receiver.requests:
         material |= _signatures(request)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from requests_hardened.ip_filter import _is_ip_in_extra_blocked_ranges
 from sqlalchemy import select
 
+from tests.support.engine_support import isolated_worker
 from tests.support.helpers import wait_for
-from tests.support.isolated_worker import isolated_worker
 from tests.support.receiver import Receiver, Reply
 from tests.support.security_support import (
     PUBLIC_ADDRESS,

@@ -7,8 +7,10 @@ test sends through its `client`; the session worker never competes for them.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -50,8 +52,25 @@ class IsolatedWorker:
     client: Celery
     env: dict[str, str]
 
-    def publish(self, **kwargs) -> str:
-        return self.client.send_task(PUBLISH_TASK, kwargs=kwargs, queue=PUBLISH_QUEUE).id
+    def publish(self, *args, **kwargs) -> str:
+        """The message of `publish.delay(*args, **kwargs)`; returns its task id."""
+        return self.client.send_task(PUBLISH_TASK, args=list(args), kwargs=kwargs,
+                                     queue=PUBLISH_QUEUE).id
+
+    @contextlib.contextmanager
+    def task_events(self) -> Iterator[list[dict]]:
+        """Every event the worker publishes while the block runs: what Flower shows."""
+        events: list[dict] = []
+        with self.client.connection_for_read() as connection:
+            receiver = self.client.events.Receiver(connection, handlers={"*": events.append})
+            thread = threading.Thread(target=receiver.capture, kwargs={"wakeup": False},
+                                      daemon=True)
+            thread.start()
+            # The first heartbeat proves the event queue is bound before anything is sent.
+            wait_for(lambda: events, timeout=30, message="a first event from the worker")
+            yield events
+            receiver.should_stop = True
+            thread.join(10)
 
     def deliver(self, delivery_id: str, attempt_number: int, trigger: str = "automatic") -> str:
         return send_deliver(self.client, delivery_id, attempt_number, trigger)
@@ -67,6 +86,18 @@ def send_deliver(client: Celery, delivery_id: str, attempt_number: int,
     return client.send_task(DELIVER_TASK, queue=DELIVER_QUEUE, kwargs={
         "delivery_id": delivery_id, "attempt_number": attempt_number, "trigger": trigger,
     }).id
+
+
+def queued_messages(env: dict[str, str], queue: str) -> list[str]:
+    """Messages waiting in `queue` under `env`'s key prefix, as stored in Redis, each with
+    its body decoded."""
+    client = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    try:
+        raw = client.lrange(env["WEBHOOKS_BROKER_KEY_PREFIX"] + queue, 0, -1)
+    finally:
+        client.close()
+    return [item.decode() + "\n" + base64.b64decode(json.loads(item)["body"]).decode()
+            for item in raw]
 
 
 def new_prefix(test_env: dict[str, str]) -> str:
