@@ -12,8 +12,11 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import re
 import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -45,6 +48,7 @@ class Live:
 
     api: str
     app: object
+    env: dict[str, str]  # the test stack's settings, for commands run against it
     headers: dict[str, str]
     body: bytes
 
@@ -126,6 +130,54 @@ def worker_refusal_message(block: Block, live: Live) -> None:
     else:
         raise AssertionError("the worker would start")
     assert " ".join(block.code.split()) == message
+
+
+@checks(("docs/DESIGN.md", 'other services ── publish.delay(...) / send_task("webhooks.publish") '
+                           '──────────┐'),
+        ("docs/USAGE.md", 'other services ── publish.delay(...) / send_task("webhooks.publish") '
+                          '──────┐'))
+def flow_diagram(block: Block, live: Live) -> None:
+    """The diagram names the service's tasks, the default retry delays and beat's default
+    intervals."""
+    from webhooks_api import queue
+    from webhooks_api.config import DEFAULT_RETRY_SCHEDULE
+
+    tasks = {value for name, value in vars(queue).items() if name.endswith("_TASK")}
+    shown = set(re.findall(r"\bwebhooks\.[a-z_]+", block.code))
+    assert shown <= tasks, f"not tasks: {sorted(shown - tasks)}"
+    assert {"webhooks.publish", "webhooks.deliver", "webhooks.sweep"} <= shown
+    delays = re.search(r"(\d+) min, (\d+) h, (\d+) h", block.code).groups()
+    assert (int(delays[0]) * 60, int(delays[1]) * 3600, int(delays[2]) * 3600) == \
+        DEFAULT_RETRY_SCHEDULE
+    settings = load_settings({})
+    if "every minute" in block.code:
+        assert settings.sweep_interval_seconds == 60
+    if "hourly" in block.code:
+        assert settings.retention_interval_seconds == 3600
+
+
+@checks(("docs/operations.md", "celery -A webhooks_worker.celery_app inspect stats     # per "
+                               'node: "pool": {"implementation": "celery.concurrency.gevent:'
+                               'TaskPool", "max-concurrency": 200, ...}'))
+def celery_commands(block: Block, live: Live) -> None:
+    """Each line is a Celery remote command of its kind; the first, run against the test
+    worker, shows the gevent pool and its size as the comment says."""
+    from celery.worker.control import Panel
+
+    for line in block.code.splitlines():
+        words = shlex.split(line, comments=True)
+        assert words[:3] == ["celery", "-A", "webhooks_worker.celery_app"], line
+        kind, name = words[3], [word for word in words[4:] if not word.startswith("-")][
+            1 if "-d" in words else 0]
+        assert Panel.meta[name].type == kind, line
+    first = shlex.split(block.code.splitlines()[0], comments=True)
+    shown = subprocess.run([sys.executable, "-m", "celery", *first[1:], "--json"],
+                           env={**os.environ, **live.env}, cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    pools = [node["pool"] for node in json.loads(shown.stdout).values()]
+    assert pools and all(pool["implementation"] == "celery.concurrency.gevent:TaskPool"
+                         and "max-concurrency" in pool for pool in pools), pools
 
 
 def procfile_lines() -> dict[str, str]:
