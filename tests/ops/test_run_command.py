@@ -14,17 +14,19 @@ from pathlib import Path
 
 import requests
 
+from tests.support import doc_blocks
 from tests.support.helpers import wait_for
 from webhooks_dev.embedded import free_port, reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 README_API = "http://127.0.0.1:8000"
-_SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def quickstart_blocks() -> list[str]:
-    section = (ROOT / "README.md").read_text().split("\n## Quickstart\n", 1)[1]
-    return _SH_BLOCK.findall(section.split("\n## ", 1)[0])
+    """The blocks tests/doc_blocks.py counts as run here: the Quickstart's shell blocks."""
+    return [block.code for block in doc_blocks.all_blocks()
+            if doc_blocks.runner(block) == doc_blocks.RUNNERS[("README.md", "Quickstart")]
+            and block.language in doc_blocks.EXECUTABLE]
 
 
 def _start_stack(env: dict[str, str], log: Path) -> subprocess.Popen:
