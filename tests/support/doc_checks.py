@@ -330,3 +330,14 @@ def bench_options(block: Block, live: Live) -> None:
         parse_args(words[1:])
         for variant in re.findall(r"--[\w-]+(?: [\w,]*\w)?", comment):  # "# or --quick, ..."
             parse_args(variant.split())
+
+
+@checks(("docs/ARCHITECTURE.md",
+         "webhooks_worker/            celery_app.py (entry point), tasks.py (thin, named tasks)"))
+def package_diagram(block: Block, live: Live) -> None:
+    """The diagram names every subpackage of the two packages, and only those."""
+    shown = set(re.findall(r"\b(\w+)/(?=\s)", block.code)) - {"webhooks_api",
+                                                              "webhooks_worker"}
+    actual = {path.parent.name for package in ("webhooks_api", "webhooks_worker")
+              for path in (ROOT / package).glob("*/__init__.py")}
+    assert shown == actual, (sorted(shown - actual), sorted(actual - shown))
