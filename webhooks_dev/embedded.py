@@ -91,6 +91,15 @@ def with_database(server_url: str, database: str) -> str:
     return f"{base}/{database}{sep}{query}"
 
 
+def drop_database(server_url: str, database: str) -> None:
+    """Drop `database` on the server of `server_url`, whoever is still connected."""
+    connection = psycopg2.connect(with_database(server_url, "postgres"))
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    connection.close()
+
+
 def ensure_database(server_url: str, database: str, fresh: bool = False) -> str:
     """Create `database` if missing (drop it first when `fresh`); returns its URL."""
     connection = psycopg2.connect(with_database(server_url, "postgres"))

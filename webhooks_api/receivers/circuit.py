@@ -168,12 +168,14 @@ class Breaker:
         if not self.enabled:
             return counts
         try:
-            for key in self._redis.scan_iter(match=f"{self._prefix}*:tripped", count=500):
-                state = self.state(key.decode()[len(self._prefix):-len(":tripped")])
-                if state != CLOSED:
-                    counts[state] += 1
+            tripped = [key.decode()[len(self._prefix):-len(":tripped")] for key in
+                       self._redis.scan_iter(match=f"{self._prefix}*:tripped", count=500)]
         except redis.RedisError:
             logger.warning("circuit breaker: Redis did not answer", exc_info=True)
+            return counts
+        for state in self.states(tripped).values():  # one round trip for them all
+            if state != CLOSED:
+                counts[state] += 1
         return counts
 
 
