@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import make_headers, parse_url
 
 from webhooks_api.messaging.names import RETRY_QUEUE, WORKER_QUEUES
 
@@ -78,6 +82,51 @@ def _schedule(value: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
+class EgressProxy:
+    """WEBHOOKS_EGRESS_PROXY, read: the HTTP proxy every delivery is tunnelled through.
+
+    The operator's own address, so the SSRF rule does not judge it (it may well be
+    private); the targets reached through it are judged as ever. `authorization` (from
+    `user:password@` in the URL) goes in the CONNECT's Proxy-Authorization header only,
+    and never into a repr, a log line or an error message.
+    """
+
+    host: str  # unbracketed, as the resolver takes it
+    port: int
+    authorization: str | None = field(default=None, repr=False)
+
+    @property
+    def shown(self) -> str:
+        """`host:port`, what an operator's log may name."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _egress_proxy(value: str) -> EgressProxy:
+    """Every refusal names the setting and never repeats the value (it may hold a
+    password)."""
+    name = "WEBHOOKS_EGRESS_PROXY"
+    shape = "http://[user:password@]host:port"
+    try:
+        parts = parse_url(value.strip())
+    except LocationParseError:
+        raise ConfigError(f"{name} is not a valid URL; expected {shape}") from None
+    if parts.scheme != "http":
+        got = f"a {parts.scheme}:// URL" if parts.scheme else "no scheme"
+        raise ConfigError(f"{name} must be an http:// URL (a proxy that accepts HTTP CONNECT), "
+                          f"got {got}; expected {shape}")
+    if not parts.host or not parts.port:
+        raise ConfigError(f"{name} must name the proxy's host and port; expected {shape}")
+    if (parts.path or "/") != "/" or parts.query is not None or parts.fragment is not None:
+        raise ConfigError(f"{name} must have no path, query or fragment; expected {shape}")
+    authorization = None
+    if parts.auth is not None:
+        user, _, password = parts.auth.partition(":")
+        authorization = make_headers(
+            proxy_basic_auth=f"{unquote(user)}:{unquote(password)}")["proxy-authorization"]
+    return EgressProxy(parts.host.strip("[]"), parts.port, authorization)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved configuration; build it with `load_settings`, which writes every default
     once (a field here has none, so a default cannot drift between two places)."""
@@ -91,6 +140,9 @@ class Settings:
     encryption_keys: tuple[str, ...]
     max_payload_bytes: int
     ca_bundle: str | None
+    # Every delivery leaves through this proxy, by CONNECT to the checked address; None:
+    # straight to the receiver.
+    egress_proxy: EgressProxy | None
     # A delivery overdue by this much (message lost with a worker, or never sent) is swept.
     sweep_margin_seconds: int
     sweep_interval_seconds: int
@@ -250,6 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if keys else (DEVELOPMENT_ENCRYPTION_KEY,),
         max_payload_bytes=integer("WEBHOOKS_MAX_PAYLOAD_BYTES", 262144, 1024),
         ca_bundle=get("WEBHOOKS_CA_BUNDLE"),
+        egress_proxy=_egress_proxy(proxy) if (proxy := get("WEBHOOKS_EGRESS_PROXY")) else None,
         sweep_margin_seconds=integer("WEBHOOKS_SWEEP_MARGIN_SECONDS", 120),
         sweep_interval_seconds=integer("WEBHOOKS_SWEEP_INTERVAL_SECONDS", 60, 1),
         claim_margin_seconds=integer("WEBHOOKS_CLAIM_MARGIN_SECONDS", 60, 1),

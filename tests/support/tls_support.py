@@ -15,10 +15,12 @@ from cryptography.x509.oid import NameOID
 from tests.support.receiver import Receiver
 
 
-def self_signed_certificate(directory) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and localhost signed by its own key, made now."""
+def self_signed_certificate(directory, dns_names: tuple[str, ...] = ("localhost",),
+                            addresses: tuple[str, ...] = ("127.0.0.1",)) -> tuple[str, str]:
+    """A certificate for `addresses` and `dns_names` (127.0.0.1 and localhost unless
+    told) signed by its own key, made now."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (*addresses, *dns_names)[0])])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
@@ -26,9 +28,9 @@ def self_signed_certificate(directory) -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")), x509.DNSName("localhost"),
-        ]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
+            + [x509.DNSName(dns_name) for dns_name in dns_names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

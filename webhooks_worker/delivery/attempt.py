@@ -204,7 +204,8 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     result = None
     try:
         result = http_client.post(
-            http_client.delivery_session(settings.allow_private_targets), claim.url,
+            http_client.delivery_session(settings.allow_private_targets,
+                                         settings.egress_proxy), claim.url,
             body, headers, claim.timeout_seconds, settings.ca_bundle)
     finally:  # a time limit may cut the POST short (no result): its slot goes back too
         window.release(slot, result)

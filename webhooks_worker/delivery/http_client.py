@@ -6,7 +6,8 @@ Exceptions are turned into one `HttpResult` here, in one place (httpx's split):
                 ├─ dns_error          (the host does not resolve)
                 ├─ forbidden_address  (resolves to a private/reserved address)
                 ├─ tls_error
-                ├─ connection_error   (refused, reset, closed early)
+                ├─ connection_error   (refused, reset, closed early; the egress proxy
+                │                      unreachable or opening no tunnel)
                 └─ request_error      (anything else)
     a response ── status_code set     (2xx success, anything else is a failure)
 
@@ -19,6 +20,11 @@ WEBHOOKS_CA_BUNDLE when set, else certifi's bundle), and the host is resolved on
 request by `DeliverySession.pool`: with private targets refused every address is judged by
 the same rule as at create time (webhooks_api.domain.ssrf), and the connection goes to the
 address that was checked, so DNS rebinding cannot swap it.
+
+With WEBHOOKS_EGRESS_PROXY set, every connection is a CONNECT tunnel through that proxy to
+the checked address, for http:// targets too (webhooks_worker.delivery.egress): the proxy
+is never given the host name to resolve again. A proxy that cannot be reached or opens no
+tunnel is a `connection_error`, and the CONNECT runs under the attempt's deadline.
 
 The POST goes straight to a urllib3 connection pool. requests (with requests-hardened) cost
 ~4 ms of CPU per POST under a profiler, in work a delivery does not need: preparing the
@@ -38,7 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import TypeVar
 
@@ -48,10 +54,11 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError, ProtocolError, SSLError
 from urllib3.exceptions import TimeoutError as HTTPTimeoutError
-from urllib3.util.connection import HAS_IPV6
 
-from webhooks_api.domain.ssrf import ForbiddenAddressError, checked_addresses
+from webhooks_api.config import EgressProxy
+from webhooks_api.domain.ssrf import Address, ForbiddenAddressError, checked_addresses, resolve
 from webhooks_api.domain.urls import parse_target
+from webhooks_worker.delivery.egress import EgressProxyError, TunnelledConnection, usable
 from webhooks_worker.runtime.watchdog import watchdog
 
 logger = logging.getLogger(__name__)
@@ -172,8 +179,13 @@ def _watch(sock: socket.socket | None) -> None:
         deadline.watch(sock)
 
 
-class _WatchedConnection:
-    """Mixin: puts every socket the attempt uses under the attempt's deadline."""
+class _WatchedConnection(TunnelledConnection):
+    """Mixin: puts every socket the attempt uses under the attempt's deadline (with an
+    egress proxy, the tunnel's too: the CONNECT is part of the attempt)."""
+
+    def resolve_proxy(self, host: str, port: int) -> list[Address]:
+        deadline = getattr(_local, "deadline", None)
+        return deadline.wait_for(resolve, host, port) if deadline else resolve(host, port)
 
     def _new_conn(self):
         sock = super()._new_conn()
@@ -247,15 +259,20 @@ class DeliverySession:
     private targets allowed too, so one code path serves every configuration. Pools are
     keyed by the pinned IP (and the CA bundle), so a kept-alive connection is reused only
     for a host that resolved to the same checked address again. urllib3 reads no proxy
-    settings from the environment.
+    settings from the environment; `egress` (WEBHOOKS_EGRESS_PROXY) is the only proxy, and
+    the target is judged before it is asked for anything.
     """
 
-    def __init__(self, refuse_private: bool):
+    def __init__(self, refuse_private: bool, egress: EgressProxy | None = None):
         self._refuse_private = refuse_private
         self._pools = PoolManager(num_pools=KEPT_RECEIVERS,
                                   maxsize=KEPT_CONNECTIONS_PER_RECEIVER)
-        # Pools whose connections honour the attempt's wall-clock deadline.
-        self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        # Pools whose connections honour the attempt's wall-clock deadline and tunnel
+        # through `egress`, which reaches them as a connection argument.
+        self._pools.pool_classes_by_scheme = {"http": partial(_HTTPPool, egress=egress),
+                                              "https": partial(_HTTPSPool, egress=egress)}
+        if egress is not None:
+            logger.info("deliveries leave through the egress proxy %s", egress.shown)
 
     def pool(self, target: _Target, ca_bundle: str | None,
              deadline: _Deadline) -> HTTPConnectionPool:
@@ -264,8 +281,7 @@ class DeliverySession:
         # ~50 us of CPU under gevent for nothing.
         addresses = (checked_addresses(*check) if target.is_address
                      else deadline.wait_for(checked_addresses, *check))
-        # Without IPv6 on this machine an IPv6 address cannot be connected to.
-        address = next((a for a in addresses if a.version == 4 or HAS_IPV6), addresses[0])
+        address = usable(addresses)
         pinned = f"[{address}]" if address.version == 6 else str(address)
         tls = None if target.scheme == "http" else {
             "ssl_context": _tls_context(ca_bundle),
@@ -276,9 +292,10 @@ class DeliverySession:
 
 
 @cache
-def delivery_session(allow_private_targets: bool) -> DeliverySession:
+def delivery_session(allow_private_targets: bool,
+                     egress_proxy: EgressProxy | None = None) -> DeliverySession:
     """One per worker process (keep-alive to each receiver)."""
-    return DeliverySession(refuse_private=not allow_private_targets)
+    return DeliverySession(refuse_private=not allow_private_targets, egress=egress_proxy)
 
 
 @dataclass(frozen=True)
@@ -321,7 +338,8 @@ def _classify(error: Exception, deadline: _Deadline, timeout_seconds: float) -> 
         return "dns_error", "the host name does not resolve"
     if isinstance(error, SSLError):
         return "tls_error", _storable(str(error))[:500]
-    if isinstance(error, NewConnectionError | ProtocolError):  # refused, reset, closed early
+    # refused, reset, closed early; no tunnel (urllib3 wraps an OSError in ProtocolError)
+    if isinstance(error, NewConnectionError | ProtocolError | EgressProxyError):
         return "connection_error", _storable(str(error))[:500]
     return "request_error", _storable(f"{type(error).__name__}: {error}")[:500]
 
