@@ -96,7 +96,8 @@ class ConnectProxy:
         upstream.close()
 
     def __enter__(self) -> ConnectProxy:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def __exit__(self, *exc_info) -> None:
