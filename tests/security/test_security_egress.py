@@ -195,6 +195,22 @@ def test_every_new_connection_is_a_tunnel_and_kept_ones_are_reused(receiver, pro
     assert len(receiver.posts()) == 4 and receiver.connections == 2
 
 
+def test_a_proxy_named_by_a_host_name_is_resolved_for_each_connection(receiver, proxy,
+                                                                       monkeypatch):
+    resolver = ControlledResolver({"proxy.test": [["127.0.0.1"]],
+                                   "gone-proxy.test": [[]]}).install(monkeypatch)
+    named = http_client.delivery_session(True, _egress(f"http://proxy.test:{proxy.port}"))
+    assert http_client.post(named, receiver.url, b"{}", {}, 5).succeeded
+    assert proxy.targets() == [f"127.0.0.1:{receiver.server.server_address[1]}"]
+
+    gone = http_client.delivery_session(True, _egress(f"http://gone-proxy.test:{proxy.port}"))
+    result = http_client.post(gone, receiver.url, b"{}", {}, 5)
+    assert result.error_class == "connection_error"
+    assert "the egress proxy's host name does not resolve" in result.error_message
+    assert resolver.lookups == ["proxy.test", "gone-proxy.test"]
+    assert len(receiver.posts()) == 1
+
+
 def test_a_proxy_that_is_down_is_a_retried_connection_error(app, client, tenant, receiver,
                                                             session):
     create_subscription(client, tenant, receiver.url)
