@@ -190,6 +190,8 @@ def test_bound_session_sees_and_changes_only_its_subscriptions(app, client, tena
                            json={"description": "from the portal"})
     assert changed.status_code == 200 and changed.json["description"] == "from the portal"
     assert client.get(f"{PORTAL}/session", headers=headers).json["can_create"] is False
+    retried = client.post(f"{PORTAL}/deliveries/{my_delivery}/retry", headers=headers)
+    assert retried.status_code == 202 and retried.json["status"] == "pending"
     everything = client.get(f"{API}/subscriptions", headers=tenant["headers"]).json["items"]
     assert {item["id"] for item in everything} == {mine["id"], other["id"]}
     # The scope ended with its requests: this test's own session sees both.

@@ -7,7 +7,9 @@ give every use case a new argument (and trust each future one to honour it), the
 put on the request's SQLAlchemy session: every ORM statement on Subscription or Delivery
 gets the bound ids as criteria (`with_loader_criteria` in `do_orm_execute`, SQLAlchemy's
 documented way to filter rows globally), and a flush that would add a Subscription is
-refused with 403. Statements of a session without a scope are untouched.
+refused with 403. Statements of a session without a scope are untouched. Raw SQL
+(`text()`) is not rewritten: the use cases that run some (the stats) first read the
+subscription through the ORM, which answers 404 outside the scope.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ def clear_subscription_scope(session: Session) -> None:
 @event.listens_for(Session, "do_orm_execute")
 def _add_scope_criteria(state: ORMExecuteState) -> None:
     subscription_ids = state.session.info.get(_SCOPE)
-    if subscription_ids is None or state.is_column_load or state.is_relationship_load:
+    if subscription_ids is None or not state.is_orm_statement:  # text() is our own SQL
+        return
+    if state.is_column_load or state.is_relationship_load:  # of rows already in scope
         return
     if state.is_select or state.is_update or state.is_delete:
         state.statement = state.statement.options(

@@ -11,8 +11,8 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from webhooks_api.domain.origins import InvalidOriginError, normalize_origin
 from webhooks_api.domain.models import PortalSettings
+from webhooks_api.domain.origins import InvalidOriginError, normalize_origin
 from webhooks_api.errors import InvalidInputError
 from webhooks_api.services.portal_sessions import portal_session_tenant
 
