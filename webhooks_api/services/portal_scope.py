@@ -53,6 +53,9 @@ def _add_scope_criteria(state: ORMExecuteState) -> None:
 def _refuse_new_subscriptions(session: Session, flush_context, instances) -> None:
     if session.info.get(_SCOPE) is None:
         return
-    if any(isinstance(instance, Subscription) for instance in session.new):
+    refused = [instance for instance in session.new if isinstance(instance, Subscription)]
+    if refused:
+        for instance in refused:  # not left pending for a later flush of this session
+            session.expunge(instance)
         raise ForbiddenError("this portal session is bound to its subscriptions; it "
                              "cannot create one", error_code="portal_session_bound")
