@@ -43,10 +43,14 @@ def create_app(test_config: Mapping[str, str] | None = None, *, worker: bool = F
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A tenant API key"}
     )
+    api.spec.components.security_scheme("portalSession", {
+        "type": "http", "scheme": "bearer",
+        "description": "A portal session token (POST /api/v1/webhooks/portal-sessions)"})
     from webhooks_api.http.views import register_views
 
     register_views(app, api)
     app.register_blueprint(console.bp)
+    app.register_blueprint(console.portal_bp)
     errors.register(app)
     commands.register(app)
     metrics.init_app(app)

@@ -1,9 +1,10 @@
 """Domain errors raised by services, and their mapping to the one JSON error shape.
 
 Services know nothing of HTTP; this module turns each domain error, each HTTP error of
-Flask and webargs, and a database outage into `{"code", "status", "message", "errors"?}`
-(flask-smorest's shape, with `message` always present and webargs' per-location field
-errors flattened to `{field: [messages]}`).
+Flask and webargs, and a database outage into `{"code", "status", "message", "errors"?,
+"error_code"?}` (flask-smorest's shape, with `message` always present and webargs'
+per-location field errors flattened to `{field: [messages]}`; `error_code` where a client
+must tell refusals of one status apart, e.g. an expired from a revoked portal session).
 """
 
 from __future__ import annotations
@@ -26,11 +27,20 @@ class DomainError(Exception):
     http_status = 400
 
     def __init__(self, message: str, errors: dict[str, list[str]] | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, error_code: str | None = None):
         super().__init__(message)
         self.message = message
         self.errors = errors
         self.headers = headers or {}
+        self.error_code = error_code
+
+
+class UnauthorizedError(DomainError):
+    http_status = 401
+
+
+class ForbiddenError(DomainError):
+    http_status = 403
 
 
 class NotFoundError(DomainError):
@@ -64,10 +74,13 @@ class UnavailableError(DomainError):
     http_status = 503
 
 
-def error_body(code: int, message: str, errors: dict | None = None) -> dict:
+def error_body(code: int, message: str, errors: dict | None = None,
+               error_code: str | None = None) -> dict:
     body = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
     if errors:
         body["errors"] = errors
+    if error_code:
+        body["error_code"] = error_code
     return body
 
 
@@ -81,6 +94,11 @@ class ErrorSchema(ma.Schema):
         keys=ma.fields.String(), values=ma.fields.Raw(),
         metadata={"description": "Messages per field, e.g. {\"url\": [\"...\"]}"},
     )
+    error_code = ma.fields.String(metadata={
+        "description": "Why, where one status has several causes a client must tell "
+                       "apart: portal_session_expired, portal_session_revoked, "
+                       "portal_session_invalid, portal_session_read_only, "
+                       "portal_session_bound"})
 
 
 _DEFAULT_MESSAGES = {
@@ -126,8 +144,8 @@ class WebhooksApi(Api):
 def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError):
-        return jsonify(error_body(error.http_status, error.message, error.errors)), \
-            error.http_status, error.headers
+        body = error_body(error.http_status, error.message, error.errors, error.error_code)
+        return jsonify(body), error.http_status, error.headers
 
     @app.errorhandler(OperationalError)
     def handle_database_unavailable(error: DBAPIError):

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from tests.support.api_support import API, assert_error, documented_operations
 
+PORTAL = "/api/v1/portal"
+
 
 def test_every_api_route_is_documented(app, client):
     spec = client.get("/openapi.json").json
     documented = {(method, path) for method, path in documented_operations(spec)}
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith(API) and rule.rule not in ("/healthz", "/readyz"):
+        if not rule.rule.startswith((API, PORTAL)) and rule.rule not in ("/healthz", "/readyz"):
             continue
         path = rule.rule.replace("<string:", "{").replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -22,11 +24,15 @@ def test_every_operation_documents_its_statuses(client):
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": "A tenant API key"}
     assert spec["security"] == [{"bearerAuth": []}]
+    assert spec["components"]["securitySchemes"]["portalSession"]["scheme"] == "bearer"
     for (method, path), operation in documented_operations(spec).items():
         statuses = set(operation["responses"])
         assert operation.get("summary"), (method, path)
         assert any(code.startswith("2") for code in statuses), (method, path)
-        if not path.startswith(API):
+        if path.startswith(PORTAL):
+            assert operation["security"] == [{"portalSession": []}], (method, path)
+            assert method == "GET" or "403" in statuses, (method, path)
+        elif not path.startswith(API):
             assert operation["security"] == [], (method, path)
             continue
         assert {"401", "503"} <= statuses, (method, path)

@@ -13,27 +13,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from tests.support.console_support import ConsolePage, chromium
+from tests.support.console_support import Api, ConsolePage
 from tests.support.engine_support import isolated_worker
 from tests.support.helpers import wait_for
 from tests.support.processes import web
 from tests.support.receiver import Reply
-from webhooks_api.http.views import API_PREFIX
 
 KEY_STORAGE = "webhooks.apiKey"
 PAGE_SIZE = 50  # the console's page of deliveries
-
-
-@pytest.fixture(scope="module")
-def base_url(app, test_env):
-    with web(test_env, workers=2) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as driver:
-        yield driver
 
 
 @pytest.fixture
@@ -45,39 +32,6 @@ def page(browser, base_url):
     browser.get_log("browser")
     yield console
     assert console.page_errors() == []
-
-
-class Api:
-    """The tenant's own calls to the REST API of the running server."""
-
-    def __init__(self, base_url: str, tenant: dict):
-        self.root = f"{base_url}{API_PREFIX}"
-        self.headers = tenant["headers"]
-
-    def call(self, method: str, path: str, expected: int, **kwargs) -> dict:
-        answer = requests.request(method, f"{self.root}{path}", headers=self.headers,
-                                  timeout=10, **kwargs)
-        assert answer.status_code == expected, answer.text
-        return answer.json()
-
-    def publish(self, event_type: str, data: dict) -> str:
-        return self.call("POST", "/publish", 202,
-                         json={"event_type": event_type, "data": data})["event_id"]
-
-    def subscription(self, subscription_id: str) -> dict:
-        return self.call("GET", f"/subscriptions/{subscription_id}", 200)
-
-    def subscribe(self, url: str, event_types: list[str], **fields) -> dict:
-        return self.call("POST", "/subscriptions", 201,
-                         json={"url": url, "event_types": event_types, **fields})
-
-    def deliveries(self, **filters) -> list[dict]:
-        return self.call("GET", "/deliveries", 200, params=filters)["items"]
-
-
-@pytest.fixture
-def tenant_api(base_url, tenant):
-    return Api(base_url, tenant)
 
 
 def test_page_and_assets_are_served_from_the_package(base_url):

@@ -1,5 +1,6 @@
 """CHANGELOG.md's newest release is the version setup.cfg declares (the one the User-Agent
-of every delivery names), and its entries keep Keep a Changelog's form."""
+of every delivery names), and its entries keep Keep a Changelog's form (an [Unreleased]
+section at the top collects what the next release brings)."""
 
 from __future__ import annotations
 
@@ -20,4 +21,7 @@ def test_the_newest_release_is_setup_cfgs_version():
     setup.read(ROOT / "setup.cfg")
     assert releases[0] == setup["metadata"]["version"]
     assert set(re.findall(r"^### (.+)$", text, re.M)) <= SECTIONS
-    assert len(re.findall(r"^## ", text, re.M)) == len(releases), "every release dated"
+    # Every section is a dated release, but for one [Unreleased] at the top.
+    sections = re.findall(r"^## (.*)$", text, re.M)
+    undated = sections[:1] if sections[:1] == ["[Unreleased]"] else []
+    assert len(sections) - len(undated) == len(releases), "every release dated"

@@ -34,7 +34,7 @@ def assert_error(response, code: int, field: str | None = None) -> dict:
     """The documented error shape, with a message, and a message for `field` if given."""
     body = response.json
     assert response.status_code == code, body
-    assert set(body) <= {"code", "status", "message", "errors"}, body
+    assert set(body) <= {"code", "status", "message", "errors", "error_code"}, body
     assert body["code"] == code and body["status"] and body["message"], body
     if field is not None:
         assert body.get("errors", {}).get(field), body

@@ -1,14 +1,19 @@
-"""Headless Chromium for the console tests: Debian's chromium driven through chromedriver
-(selenium), never a downloaded browser, and a small page object that reads what a user
-sees on /console."""
+"""Headless Chromium for the console and portal tests: Debian's chromium driven through
+chromedriver (selenium), never a downloaded browser; a small page object that reads what
+a user sees on /console (and on the portal, the same page); the tenant's own API calls;
+and a page of another origin that embeds the portal."""
 
 from __future__ import annotations
 
+import html
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import requests
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -17,6 +22,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from tests.support.helpers import wait_for
+from webhooks_api.http.views import API_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -143,3 +149,75 @@ class ConsolePage:
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(1400, 1100)
         return path
+
+
+class Api:
+    """The tenant's own calls to the REST API of the running server."""
+
+    def __init__(self, base_url: str, tenant: dict):
+        self.root = f"{base_url}{API_PREFIX}"
+        self.headers = tenant["headers"]
+
+    def call(self, method: str, path: str, expected: int, **kwargs) -> dict:
+        answer = requests.request(method, f"{self.root}{path}", headers=self.headers,
+                                  timeout=10, **kwargs)
+        assert answer.status_code == expected, answer.text
+        return answer.json() if answer.content else {}
+
+    def publish(self, event_type: str, data: dict) -> str:
+        return self.call("POST", "/publish", 202,
+                         json={"event_type": event_type, "data": data})["event_id"]
+
+    def subscription(self, subscription_id: str) -> dict:
+        return self.call("GET", f"/subscriptions/{subscription_id}", 200)
+
+    def subscribe(self, url: str, event_types: list[str], **fields) -> dict:
+        return self.call("POST", "/subscriptions", 201,
+                         json={"url": url, "event_types": event_types, **fields})
+
+    def deliveries(self, **filters) -> list[dict]:
+        return self.call("GET", "/deliveries", 200, params=filters)["items"]
+
+
+@contextmanager
+def embedding_site(host: str) -> Iterator[EmbeddingSite]:
+    """A web site of another origin (another loopback address) whose page frames a URL."""
+    site = EmbeddingSite(host)
+    thread = threading.Thread(target=site.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield site
+    finally:
+        site.server.shutdown()
+        site.server.server_close()
+
+
+class EmbeddingSite:
+    """What a platform serves: a page with the portal in an iframe (`frame_url`)."""
+
+    def __init__(self, host: str):
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = ("<!doctype html><title>Platform</title><h1>Platform</h1>"
+                        f'<iframe id="portal" src="{html.escape(site.frame_url)}" '
+                        'width="1300" height="900"></iframe>').encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.origin = f"http://{host}:{self.server.server_address[1]}"
+        self.frame_url = "about:blank"
+
+    def open(self, driver: webdriver.Chrome, frame_url: str) -> None:
+        """Loads the site's page framing `frame_url`; the driver stays on the top page."""
+        self.frame_url = frame_url
+        driver.switch_to.default_content()
+        driver.get(f"{self.origin}/")

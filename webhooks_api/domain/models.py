@@ -256,3 +256,42 @@ class MaintenanceRun(db.Model):
 
     task: Mapped[str] = mapped_column(String(64), primary_key=True)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class PortalSession(db.Model):
+    """A short-lived, scoped credential for the embedded portal (a tenant's customer never
+    holds the tenant's API key). Only the SHA-256 of its token's secret is stored."""
+
+    __tablename__ = "portal_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The subscriptions it is bound to; None: every subscription of the tenant.
+    subscription_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    read_only: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                            server_default=text("false"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class PortalSettings(db.Model):
+    """How a tenant's portal is embedded and branded; a tenant without a row has the
+    defaults (no origin may frame it, the service's own title and colour)."""
+
+    __tablename__ = "portal_settings"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Origins (scheme://host[:port]) allowed to frame the portal: CSP frame-ancestors.
+    allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False,
+                                                       server_default="{}")
+    title: Mapped[str | None] = mapped_column(String(100))
+    accent_color: Mapped[str | None] = mapped_column(String(7))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )

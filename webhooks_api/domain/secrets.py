@@ -1,10 +1,12 @@
-"""Signing secrets and API keys: generation, encryption at rest, hashing.
+"""Signing secrets, API keys and portal session secrets: generation, encryption at rest,
+hashing.
 
 Signing secrets must be recoverable to sign, so they are encrypted with Fernet
 (`WEBHOOKS_ENCRYPTION_KEY`, several comma-separated keys allowed: the first encrypts, all
 decrypt). Rotating the key: put the new key first (`new,old`), deploy, run
 `flask --app webhooks_api secrets reencrypt` (every ciphertext re-encrypted with the new
-key), then drop the old key. API keys only need checking, so only their SHA-256 is kept.
+key), then drop the old key. API keys and portal session secrets only need checking, so
+only their SHA-256 is kept.
 """
 
 from __future__ import annotations
@@ -51,4 +53,17 @@ def new_api_key() -> str:
 
 
 def hash_api_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+    return _sha256(api_key)
+
+
+def new_portal_secret() -> str:
+    """The secret half of a portal session token (`<session id>.<secret>`)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_portal_secret(secret: str) -> str:
+    return _sha256(secret)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -13,6 +13,11 @@ gunicorn's most, is far beyond any URL of the API (an opaque cursor and a few fi
 at most 100 header fields of 8190 bytes each. Past them gunicorn answers 414 or 431, in
 the API's JSON error shape (the worker class), before the app sees the request.
 
+The access log (Procfile `--access-logfile -`) keeps gunicorn's default format: the
+request line, never a request header's value (the Authorization header carries API keys
+and portal session tokens; the portal's token is in the URL's fragment, which no browser
+sends).
+
 With PROMETHEUS_MULTIPROC_DIR set, each gunicorn worker writes its metrics to files there;
 when a worker exits its live-gauge files must go, or /metrics would keep counting a
 process that no longer exists (prometheus_client's multiprocess guidance).

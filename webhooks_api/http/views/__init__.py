@@ -1,10 +1,12 @@
-"""REST views, one module per resource; all under /api/v1/webhooks and authenticated,
-except the health probes at the root."""
+"""REST views, one module per resource; all under /api/v1/webhooks and authenticated by
+an API key, except the health probes at the root and the portal API (/api/v1/portal, the
+same views again for a portal session token: views/portal.py)."""
 
 from flask import Flask
 from flask_smorest import Api
 
 API_PREFIX = "/api/v1/webhooks"
+PORTAL_API_PREFIX = "/api/v1/portal"
 
 
 def register_views(app: Flask, api: Api) -> None:
@@ -13,11 +15,16 @@ def register_views(app: Flask, api: Api) -> None:
         event_types,
         health,
         metrics,
+        portal,
+        portal_sessions,
+        portal_settings,
         publish,
         subscriptions,
     )
 
-    for blueprint in (subscriptions.blp, deliveries.blp, event_types.blp, publish.blp):
+    for blueprint in (subscriptions.blp, deliveries.blp, event_types.blp, publish.blp,
+                      portal_sessions.blp, portal_settings.blp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
+    api.register_blueprint(portal.blp, url_prefix=PORTAL_API_PREFIX)
     api.register_blueprint(health.blp)
     app.register_blueprint(metrics.bp)

@@ -9,6 +9,7 @@ deep to parse) answers 400, one over the size limit 413, and one that breaks the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 
 import marshmallow as ma
@@ -53,11 +54,14 @@ class JsonBodyParser(FlaskParser):
 class ApiBlueprint(Blueprint):
     ARGUMENTS_PARSER = JsonBodyParser()
 
-    def __init__(self, *args, authenticated: bool = True, **kwargs):
+    def __init__(self, *args, authenticated: bool = True,
+                 authenticate_with: Callable[[], None] = authenticate, **kwargs):
+        """`authenticate_with`: the before_request hook that checks the credential (the
+        tenant's API key unless told otherwise)."""
         super().__init__(*args, **kwargs)
         self.authenticated = authenticated
         if authenticated:
-            self.before_request(authenticate)
+            self.before_request(authenticate_with)
 
     def errors(self, *codes: int):
         """Document error responses (the shared error schema) on an operation."""

@@ -2,15 +2,22 @@
 // tenant's API key as the Bearer header. The key lives in sessionStorage only (never a
 // cookie, never a URL). Text from the API is always inserted as text, never as HTML:
 // response bodies and headers come from the tenant's receivers.
+//
+// The same page is the embeddable portal (data-mode="portal", served at /portal/<id>): the
+// credential is then the portal session token in the URL's fragment, which the browser
+// never sends to a server; the API is /api/v1/portal, and what the session may not do
+// (read-only, bound to some subscriptions) is not shown at all.
 
 const API = document.body.dataset.api;
+const PORTAL = document.body.dataset.mode === "portal";
+const PORTAL_TOKEN = PORTAL ? decodeURIComponent(location.hash.slice(1)) : null;
 const KEY_STORAGE = "webhooks.apiKey";
 const PAGE_SIZE = 50;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
 const state = { subscriptions: [], editingId: null, deliveryCursor: null, deliveryLoads: 0,
-                detailId: null, healthId: null };
+                detailId: null, healthId: null, canWrite: true };
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -21,8 +28,9 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
+  const credential = PORTAL ? PORTAL_TOKEN : sessionStorage.getItem(KEY_STORAGE);
   const init = { method, cache: "no-store", credentials: "omit",
-                 headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY_STORAGE)}` } };
+                 headers: { Authorization: `Bearer ${credential}` } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -30,7 +38,8 @@ async function api(method, path, body) {
   const response = await fetch(API + path, init);
   const data = response.status === 204 ? null : await response.json().catch(() => null);
   if (response.status === 401) {
-    signOut("The API key was refused; sign in again.");
+    if (PORTAL) endPortal(data && data.error_code);
+    else signOut("The API key was refused; sign in again.");
   }
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
@@ -111,11 +120,51 @@ function signOut(message) {
 }
 
 async function openConsole() {
-  $("sign-in").hidden = true;
-  $("sign-in-error").hidden = true;
+  if (!PORTAL) {
+    $("sign-in").hidden = true;
+    $("sign-in-error").hidden = true;
+    $("who").hidden = false;
+  }
   $("console").hidden = false;
-  $("who").hidden = false;
   await Promise.all([loadEventTypes(), loadSubscriptions(), loadDeliveries()]);
+}
+
+// Portal
+
+const PORTAL_ENDED = {
+  portal_session_expired: "This portal session has expired. Open the portal again from the application that brought you here.",
+  portal_session_revoked: "This portal session was revoked. Open the portal again from the application that brought you here.",
+};
+
+function endPortal(errorCode) {
+  $("console").hidden = true;
+  $("portal-scope").hidden = true;
+  for (const body of document.querySelectorAll("#console tbody")) body.replaceChildren();
+  $("portal-ended-message").textContent = PORTAL_ENDED[errorCode]
+    || "This portal link is not valid. Open the portal again from the application that brought you here.";
+  $("portal-ended").hidden = false;
+}
+
+// What the session may not do is removed from the page, not merely hidden.
+function applyAccess(access) {
+  state.canWrite = !access.read_only;
+  const removed = [...(access.read_only ? document.querySelectorAll("[data-write]") : []),
+                   ...(access.can_create ? [] : document.querySelectorAll("[data-create]"))];
+  for (const element of removed) element.remove();
+  $("portal-scope").textContent = [access.read_only ? "Read only" : null,
+    `session ends ${when(access.expires_at)}`].filter(Boolean).join(" · ");
+  $("portal-scope").hidden = false;
+}
+
+async function openPortal() {
+  const accent = document.body.dataset.accent;
+  if (accent) document.documentElement.style.setProperty("--accent", accent);
+  if (!PORTAL_TOKEN) {
+    endPortal(null);
+    return;
+  }
+  applyAccess(await api("GET", "/session"));
+  await openConsole();
 }
 
 async function loadEventTypes() {
@@ -165,6 +214,7 @@ function subscriptionRow(subscription) {
   const sparkline = h("span", { class: "sparkline" }, "loading…");
   drawSparkline(subscription.id, sparkline);
   const button = (text, action) => h("button", { type: "button", onclick: guarded(action) }, text);
+  const write = (text, action) => (state.canWrite ? button(text, action) : null);
   const paused = !subscription.is_active || subscription.status !== "active";
   return h("tr", { "data-id": subscription.id },
     h("td", {}, h("span", { class: "url" }, subscription.url),
@@ -175,11 +225,11 @@ function subscriptionRow(subscription) {
       detail ? h("small", { class: "why" }, detail) : null),
     h("td", {}, sparkline),
     h("td", { class: "actions" },
-      button("Edit", () => showSubscriptionForm(subscription)),
-      paused ? button("Enable", () => setActive(subscription.id, true))
-             : button("Disable", () => setActive(subscription.id, false)),
-      button("Rotate secret", () => rotateSecret(subscription.id)),
-      button("Send test", () => sendTest(subscription.id)),
+      write("Edit", () => showSubscriptionForm(subscription)),
+      paused ? write("Enable", () => setActive(subscription.id, true))
+             : write("Disable", () => setActive(subscription.id, false)),
+      write("Rotate secret", () => rotateSecret(subscription.id)),
+      write("Send test", () => sendTest(subscription.id)),
       button("Health", () => openHealth(subscription.id)),
       button("Deliveries", () => showDeliveriesOf(subscription.id))));
 }
@@ -290,7 +340,7 @@ async function drawSparkline(subscriptionId, target) {
 async function openHealth(subscriptionId) {
   state.healthId = subscriptionId;
   $("health-subscription").textContent = subscriptionId;
-  $("resend-result").textContent = "";
+  if ($("resend-result")) $("resend-result").textContent = "";  // gone when read-only
   $("subscription-health").hidden = false;
   await drawHealth();
   $("subscription-health").scrollIntoView();
@@ -446,7 +496,9 @@ function deliveryRow(delivery) {
     h("td", {}, lastResponse(delivery)),
     h("td", { class: "actions" },
       h("button", { type: "button", onclick: guarded(() => openDelivery(delivery.id)) }, "Attempts"),
-      h("button", { type: "button", onclick: guarded(() => retryDelivery(delivery.id)) }, "Retry")));
+      state.canWrite
+        ? h("button", { type: "button", onclick: guarded(() => retryDelivery(delivery.id)) }, "Retry")
+        : null));
 }
 
 const lastResponse = (delivery) => (delivery.last_response_status != null
@@ -519,8 +571,10 @@ async function retryDelivery(deliveryId) {
 // Wiring
 
 function start() {
-  $("sign-in-form").addEventListener("submit", signIn);
-  $("sign-out").addEventListener("click", () => signOut());
+  if (!PORTAL) {
+    $("sign-in-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", () => signOut());
+  }
   $("new-subscription").addEventListener("click", () => showSubscriptionForm(null));
   $("cancel-subscription").addEventListener("click", () => { $("subscription-form").hidden = true; });
   $("subscription-form").addEventListener("submit", guarded(saveSubscription));
@@ -539,7 +593,8 @@ function start() {
   $("close-health").addEventListener("click", () => { $("subscription-health").hidden = true; });
   $("recover-form").addEventListener("submit", guarded(recoverWindow));
   $("replay-form").addEventListener("submit", guarded(replayMissing));
-  if (sessionStorage.getItem(KEY_STORAGE)) guarded(openConsole)();
+  if (PORTAL) guarded(openPortal)();
+  else if (sessionStorage.getItem(KEY_STORAGE)) guarded(openConsole)();
 }
 
 start();
