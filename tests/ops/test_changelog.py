@@ -1,5 +1,6 @@
 """CHANGELOG.md's newest release is the version setup.cfg declares (the one the User-Agent
-of every delivery names), and its entries keep Keep a Changelog's form."""
+of every delivery names), and its entries keep Keep a Changelog's form (an `[Unreleased]`
+section on top included)."""
 
 from __future__ import annotations
 
@@ -20,4 +21,7 @@ def test_the_newest_release_is_setup_cfgs_version():
     setup.read(ROOT / "setup.cfg")
     assert releases[0] == setup["metadata"]["version"]
     assert set(re.findall(r"^### (.+)$", text, re.M)) <= SECTIONS
-    assert len(re.findall(r"^## ", text, re.M)) == len(releases), "every release dated"
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    # Keep a Changelog's `[Unreleased]`, on top, gathers what the next release will hold.
+    unreleased = headings[:1] == ["[Unreleased]"]
+    assert len(headings) == len(releases) + unreleased, "every release dated"

@@ -1,0 +1,70 @@
+"""OpenTelemetry traces of the web and worker processes: one trace from `POST /publish` (or a
+`webhooks.publish` message) through the fan-out to every delivery attempt's POST.
+
+Off unless configured (`Settings.tracing`, from the standard OTEL_* variables): then
+nothing of OpenTelemetry is imported and no tracer provider is installed, so the
+instrumentation's hooks are never connected and a delivery's span helper is a no-op
+(webhooks_worker.runtime.tracing). On, each process exports its spans over OTLP
+(HTTP/protobuf) through a BatchSpanProcessor, whose thread (a greenlet under the gevent
+pool) does the sending; the SDK reads the rest of its OTEL_* settings itself (endpoint,
+headers, timeout, sampler, resource, batching). The Celery instrumentation makes a span for
+every message sent and every task run and carries the context in the message's headers;
+the Flask instrumentation makes a server span per request and continues the caller's trace
+when the request carries a `traceparent`.
+
+`start` runs once per process after any fork, when the process is ready to serve
+(gunicorn's `post_worker_init`, Celery's `worker_init`): a span processor's thread started
+before a fork would not run in the child.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from webhooks_api.config import ConfigError, Settings
+
+logger = logging.getLogger(__name__)
+
+# The process's tracer provider once `start` installed it.
+_provider = None
+
+
+def start(settings: Settings, service_name: str, flask_app=None) -> bool:
+    """Export this process's spans and trace its Celery messages (and `flask_app`'s
+    requests); False, having done nothing, while tracing is off. `service_name` is the
+    resource's unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES name one."""
+    global _provider
+    if not settings.tracing:
+        return False
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as error:
+        raise ConfigError(
+            "tracing is configured (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER) but "
+            f"OpenTelemetry is not installed ({error.name}): install the otel extra, "
+            "pip install 'webhooks-service[otel]'") from None
+    if _provider is None:
+        resource = Resource.create()
+        if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+            resource = resource.merge(Resource({SERVICE_NAME: service_name}))
+        _provider = TracerProvider(resource=resource)
+        _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(_provider)
+        CeleryInstrumentor().instrument(tracer_provider=_provider)
+        logger.info("tracing on: spans of %s exported over OTLP",
+                    resource.attributes[SERVICE_NAME])
+    if flask_app is not None:
+        FlaskInstrumentor.instrument_app(flask_app, tracer_provider=_provider)
+    return True
+
+
+def stop() -> None:
+    """Export the spans still buffered and stop exporting; at the process's exit."""
+    if _provider is not None:
+        _provider.shutdown()
