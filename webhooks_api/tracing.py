@@ -7,10 +7,16 @@ instrumentation's hooks are never connected and a delivery's span helper is a no
 (webhooks_worker.runtime.tracing). On, each process exports its spans over OTLP
 (HTTP/protobuf) through a BatchSpanProcessor, whose thread (a greenlet under the gevent
 pool) does the sending; the SDK reads the rest of its OTEL_* settings itself (endpoint,
-headers, timeout, sampler, resource, batching). The Celery instrumentation makes a span for
-every message sent and every task run and carries the context in the message's headers;
-the Flask instrumentation makes a server span per request and continues the caller's trace
-when the request carries a `traceparent`.
+headers, timeout, sampler, resource, batching).
+
+A worker runs the Celery instrumentation: a span for every task run and every message sent,
+the context carried in the message's headers. The web runs the Flask instrumentation (a
+server span per request, continuing the caller's trace when the request carries a
+`traceparent`) and carries the request's context in the headers of the messages it sends
+itself: the Celery instrumentation (0.66) handles a message of a task its process does not
+define, which is every message the web sends, by starting a producer span it never ends and
+attaching a context it never detaches, so the worker's spans would hang from a span no one
+exports.
 
 `start` runs once per process after any fork, when the process is ready to serve
 (gunicorn's `post_worker_init`, Celery's `worker_init`): a span processor's thread started
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import logging
 
+from celery.signals import before_task_publish
+
 from webhooks_api.config import ConfigError, Settings
 
 logger = logging.getLogger(__name__)
@@ -30,9 +38,10 @@ _provider = None
 
 
 def start(settings: Settings, service_name: str, flask_app=None) -> bool:
-    """Export this process's spans and trace its Celery messages (and `flask_app`'s
-    requests); False, having done nothing, while tracing is off. `service_name` is the
-    resource's unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES name one."""
+    """Export this process's spans: a worker's tasks and messages, or the web's
+    `flask_app` requests and the context of the messages they send. False, having done
+    nothing, while tracing is off. `service_name` is the resource's unless
+    OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES name one."""
     global _provider
     if not settings.tracing:
         return False
@@ -56,12 +65,23 @@ def start(settings: Settings, service_name: str, flask_app=None) -> bool:
         _provider = TracerProvider(resource=resource)
         _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(_provider)
-        CeleryInstrumentor().instrument(tracer_provider=_provider)
+        if flask_app is None:
+            CeleryInstrumentor().instrument(tracer_provider=_provider)
+        else:
+            FlaskInstrumentor.instrument_app(flask_app, tracer_provider=_provider)
+            before_task_publish.connect(_carry_context, weak=False)
         logger.info("tracing on: spans of %s exported over OTLP",
                     resource.attributes[SERVICE_NAME])
-    if flask_app is not None:
-        FlaskInstrumentor.instrument_app(flask_app, tracer_provider=_provider)
     return True
+
+
+def _carry_context(headers: dict | None = None, **_) -> None:
+    """The current span's context (the request's) into a message's headers, where the
+    worker's Celery instrumentation reads its parent."""
+    from opentelemetry.propagate import inject
+
+    if headers is not None:
+        inject(headers)
 
 
 def stop() -> None:

@@ -2,7 +2,7 @@
 to a collector on 127.0.0.1, make one trace from `POST /publish` to the receiver's answer,
 through a retried delivery; the `traceparent` each attempt carried names the exported
 client span of that attempt, and no span shows the URL's path or query, a header or the
-payload."""
+payload. And when the standard OTEL_* variables turn tracing on (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import gzip
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -25,6 +26,7 @@ from tests.support.engine_support import (
     wait_for_delivery,
 )
 from tests.support.receiver import Reply
+from webhooks_api.config import ConfigError, load_settings
 
 API = "/api/v1/webhooks"
 # The publisher's own trace, which the request to POST /publish carries on.
@@ -45,8 +47,8 @@ class ExportedSpan:
 
 
 def _values(attributes) -> dict:
-    """OTLP key-values as a dict of plain values."""
-    return {item.key: getattr(item.value, item.value.WhichOneof("value"))
+    """OTLP key-values as a dict of plain values (a list or map as its protobuf message)."""
+    return {item.key: getattr(item.value, item.value.WhichOneof("value") or "string_value")
             for item in attributes}
 
 
@@ -132,14 +134,14 @@ def test_one_trace_from_publish_through_a_retry_to_the_receivers_answer(
     finally:  # both processes have stopped: what they held is exported, or lost
         collector.stop()
 
-    spans = collector.spans
+    # Everything but the start-up probes of the web (a trace each) is the caller's trace.
+    spans = [span for span in collector.spans if span.name != "GET /healthz"]
     assert {span.trace_id for span in spans} == {CALLER_TRACE_ID}, "one trace"
     posts = sorted((span for span in spans if span.name == "POST"),
                    key=lambda span: span.attributes["webhooks.attempt_number"])
     first_attempt = [("webhooks-worker", "POST"), ("webhooks-worker", "run/webhooks.deliver"),
                      ("webhooks-worker", "apply_async/webhooks.deliver"),
                      ("webhooks-worker", "run/webhooks.publish"),
-                     ("webhooks-api", "apply_async/webhooks.publish"),
                      ("webhooks-api", f"POST {API}/publish")]
     assert _lineage(posts[0], spans) == first_attempt
     assert _lineage(posts[1], spans) == [
@@ -173,3 +175,31 @@ def test_one_trace_from_publish_through_a_retry_to_the_receivers_answer(
     for hidden in ("url-s3cret", "token=", "/hook", "header-s3cret", "payload-s3cret",
                    tenant["api_key"]):
         assert hidden not in shown, f"{hidden!r} is in a span's attributes"
+
+
+ENDPOINT = "http://collector:4318"
+
+
+@pytest.mark.parametrize("environ, on", [
+    ({}, False),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": ENDPOINT}, True),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{ENDPOINT}/v1/traces"}, True),
+    ({"OTEL_TRACES_EXPORTER": "otlp"}, True),  # the SDK's default endpoint
+    ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": ENDPOINT}, False),
+    ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": ENDPOINT}, False),
+    ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp"}, True),
+])
+def test_tracing_is_off_unless_configured(environ, on):
+    assert load_settings(environ).tracing is on
+
+
+@pytest.mark.parametrize("environ, refused", [
+    ({"OTEL_TRACES_EXPORTER": "console"}, "OTEL_TRACES_EXPORTER: traces are exported over OTLP"),
+    ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": ENDPOINT},
+     "OTEL_EXPORTER_OTLP_PROTOCOL: traces are exported over HTTP with protobuf only"),
+    ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"},
+     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: traces are exported over HTTP with protobuf"),
+])
+def test_an_exporter_that_is_not_shipped_is_refused(environ, refused):
+    with pytest.raises(ConfigError, match=refused):
+        load_settings(environ)
