@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -203,3 +205,39 @@ def test_tracing_is_off_unless_configured(environ, on):
 def test_an_exporter_that_is_not_shipped_is_refused(environ, refused):
     with pytest.raises(ConfigError, match=refused):
         load_settings(environ)
+
+
+# A worker's and a web process's modules, tracing started as they start it, with the
+# process's environment unset: no tracer provider, no instrumentation, no exporter (redis-py
+# imports parts of OpenTelemetry by itself when it is installed), and a delivery's span is
+# the shared no-op.
+_OFF = """
+import sys
+from types import SimpleNamespace
+from webhooks_api import tracing
+from webhooks_api.config import load_settings
+from webhooks_api.http import gunicorn_conf
+from webhooks_worker.delivery import attempt
+from webhooks_worker.runtime import tracing as worker_tracing
+
+settings = load_settings({"WEBHOOKS_SEND_TRACEPARENT": "on"})
+assert tracing.start(settings, "webhooks-api", flask_app=object()) is False
+worker_tracing._start_tracing(SimpleNamespace(app=SimpleNamespace(
+    flask_app=SimpleNamespace(config={"WEBHOOKS_SETTINGS": settings}))))
+headers = {}
+with worker_tracing.post_span(None, "dlv_1", 1, "automatic", headers, settings) as span:
+    span.record(None)
+assert span is worker_tracing._UNTRACED and headers == {}
+from opentelemetry import trace
+assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+loaded = sorted(name for name in sys.modules if name.startswith((
+    "opentelemetry.instrumentation", "opentelemetry.sdk.trace", "opentelemetry.exporter")))
+assert loaded == [], loaded
+"""
+
+
+def test_off_no_tracer_provider_no_instrumentation_and_a_delivery_pays_nothing():
+    result = subprocess.run([sys.executable, "-c", _OFF], capture_output=True, text=True,
+                            timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "WEBHOOKS_SEND_TRACEPARENT is on but tracing is off" in result.stderr
