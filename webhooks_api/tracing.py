@@ -1,9 +1,9 @@
 """OpenTelemetry traces of the web and worker processes: one trace from `POST /publish` (or a
 `webhooks.publish` message) through the fan-out to every delivery attempt's POST.
 
-Off unless configured (`Settings.tracing`, from the standard OTEL_* variables): then
-nothing of OpenTelemetry is imported and no tracer provider is installed, so the
-instrumentation's hooks are never connected and a delivery's span helper is a no-op
+Off unless configured (`Settings.tracing`, from the standard OTEL_* variables): off, this
+module imports nothing of OpenTelemetry and installs no tracer provider, so no
+instrumentation's hooks are connected and a delivery's span helper is a no-op
 (webhooks_worker.runtime.tracing). On, each process exports its spans over OTLP
 (HTTP/protobuf) through a BatchSpanProcessor, whose thread (a greenlet under the gevent
 pool) does the sending; the SDK reads the rest of its OTEL_* settings itself (endpoint,
