@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tests.support import processes
 from tests.support.engine_support import (
+    attempts_of,
     create_subscription,
     isolated_worker,
     new_prefix,
@@ -172,6 +173,10 @@ def test_one_trace_from_publish_through_a_retry_to_the_receivers_answer(
     assert len(received) == 2
     assert [request.headers["traceparent"].split("-")[1:3] for request in received] == \
         [[CALLER_TRACE_ID, span.span_id] for span in posts]
+    # ...and the attempts in the API show it: each leads to its span.
+    assert [attempt.request_headers["traceparent"] for attempt in
+            attempts_of(session, delivery.id)] == \
+        [request.headers["traceparent"] for request in received]
 
     shown = repr([span.attributes for span in spans])
     for hidden in ("url-s3cret", "token=", "/hook", "header-s3cret", "payload-s3cret",
