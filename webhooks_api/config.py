@@ -8,7 +8,7 @@ refuses unsafe combinations at start-up and names the setting that is wrong.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -198,6 +198,11 @@ class Settings:
     redis_url: str | None
     # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
     debug: bool
+    # OpenTelemetry traces exported over OTLP (webhooks_api.tracing), from the standard
+    # OTEL_* variables: off unless an exporter endpoint or OTEL_TRACES_EXPORTER=otlp says so.
+    tracing: bool
+    # The W3C `traceparent` header (naming the attempt's client span) sent to receivers.
+    send_traceparent: bool
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -335,6 +340,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         in_flight_window=_bool(get("WEBHOOKS_IN_FLIGHT_WINDOW") or "true",
                                "WEBHOOKS_IN_FLIGHT_WINDOW"),
         redis_url=get("WEBHOOKS_REDIS_URL"),
+        tracing=_tracing(get),
+        send_traceparent=_bool(get("WEBHOOKS_SEND_TRACEPARENT") or "false",
+                               "WEBHOOKS_SEND_TRACEPARENT"),
     )
     redis_scheme = (settings.redis_url or "redis").split(":", 1)[0]
     if redis_scheme not in REDIS_SCHEMES:
@@ -352,6 +360,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if production:
         check_production(settings)
     return settings
+
+
+def _tracing(get: Callable[[str], str | None]) -> bool:
+    """Whether to export traces, from the standard OTEL_* variables (the SDK reads the rest
+    of them itself: headers, timeout, sampler, resource, batching).
+
+    Off unless configured: the OpenTelemetry default exporter is OTLP to localhost, which a
+    deployment without a collector would try and fail every few seconds. On with an OTLP
+    endpoint set, or with OTEL_TRACES_EXPORTER=otlp (then the SDK's default endpoint);
+    OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true keeps it off all the same. Only
+    OTLP over HTTP/protobuf is shipped: another exporter or protocol would leave traces
+    silently unsent, so it is refused.
+    """
+    disabled = _bool(get("OTEL_SDK_DISABLED") or "false", "OTEL_SDK_DISABLED")
+    exporter = (get("OTEL_TRACES_EXPORTER") or "").strip().lower()
+    if exporter not in ("", "otlp", "none"):
+        raise ConfigError("OTEL_TRACES_EXPORTER: traces are exported over OTLP only (otlp, "
+                          f"or none for no traces), got {exporter!r}")
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = get(name)
+        if protocol is not None and protocol.strip().lower() != "http/protobuf":
+            raise ConfigError(f"{name}: traces are exported over HTTP with protobuf only "
+                              f"(http/protobuf, port 4318), got {protocol!r}")
+    endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    wanted = exporter == "otlp" or (exporter == "" and endpoint is not None)
+    return wanted and not disabled
 
 
 def _check_encryption_keys(keys: tuple[str, ...]) -> None:

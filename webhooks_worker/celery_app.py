@@ -21,7 +21,12 @@ except ConfigError as error:
 
 from webhooks_worker import tasks  # noqa: E402,F401  (tasks, signals)
 from webhooks_worker.maintenance import housekeeping  # noqa: E402,F401  (tasks, signals)
-from webhooks_worker.runtime import flower, heap, observability  # noqa: E402,F401  (tasks, signals)
+from webhooks_worker.runtime import (  # noqa: E402,F401  (tasks, signals)
+    flower,
+    heap,
+    observability,
+    tracing,
+)
 
 celery_app.steps["consumer"].add(BufferedTaskEvents)
 

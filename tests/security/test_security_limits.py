@@ -48,6 +48,8 @@ _BIG = {f"X-Big-{n}": "v" * 4000 for n in range(3)}
     ({"X-Token": "café"}, "header 'X-Token': value must be printable ASCII"),
     ({"Host": "internal"}, "header 'Host' is set by the service"),
     ({"webhook-signature": "v1,x"}, "header 'webhook-signature' is set by the service"),
+    ({"Traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+     "header 'Traceparent' is set by the service"),
 ])
 def test_custom_header_limits(client, tenant, session, headers, message):
     response = client.post(SUBSCRIPTIONS, headers=tenant["headers"], json={

@@ -298,6 +298,7 @@ def json_log_line(block: Block, live: Live) -> None:
 @checks(("docs/operations.md", "CELERY_BROKER_URL=amqp://webhooks:password@rabbitmq.internal"
                                ":5672/webhooks"),
         ("docs/operations.md", "WEBHOOKS_REDIS_URL=redis://redis.internal:6379/0"),
+        ("docs/operations.md", "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.internal:4318"),
         ("docs/production.md", "WEBHOOKS_ENV=production"))
 def settings_file(block: Block, live: Live) -> None:
     """Every name is a setting (of config.py or of the processes) and every value written

@@ -17,7 +17,11 @@ from webhooks_api.domain.custom_headers import mask_errors
 
 # Every header the worker sets is one of these names or starts with one of these prefixes
 # (X-Webhook-*, the Standard Webhooks webhook-*), so a custom header can never replace it.
-RESERVED_HEADER_NAMES = frozenset({"content-type", "content-length", "host", "user-agent"})
+# W3C Trace Context's two: `traceparent` (sent with WEBHOOKS_SEND_TRACEPARENT,
+# webhooks_worker.runtime.tracing) names our span, and a `tracestate` of a subscription's
+# would claim to belong to it.
+RESERVED_HEADER_NAMES = frozenset({"content-type", "content-length", "host", "user-agent",
+                                   "traceparent", "tracestate"})
 RESERVED_HEADER_PREFIXES = ("x-webhook-", "webhook-")
 
 MAX_CUSTOM_HEADERS = 20

@@ -24,14 +24,20 @@ process that no longer exists (prometheus_client's multiprocess guidance).
 
 Each worker freezes its start-up objects out of full garbage collections once the app is
 loaded (webhooks_api.heap: a full pass over them was a 100 ms request).
+
+With tracing configured (webhooks_api.tracing) each worker starts exporting once its app is
+loaded, after the fork (a span processor's thread does not survive one), and exports what
+it still holds when it exits.
 """
 
 from __future__ import annotations
 
 import os
 
+from webhooks_api import tracing
 from webhooks_api.heap import freeze_start_up_heap
 
+SERVICE_NAME = "webhooks-api"  # the traces' service.name unless OTEL_SERVICE_NAME is set
 worker_class = "webhooks_api.http.gunicorn_worker.ApiWorker"
 limit_request_line = 8190
 limit_request_fields = 100
@@ -40,7 +46,12 @@ limit_request_field_size = 8190
 
 def post_worker_init(worker) -> None:
     _check_threads_outnumber_waits(worker)
+    tracing.start(worker.wsgi.config["WEBHOOKS_SETTINGS"], SERVICE_NAME, worker.wsgi)
     freeze_start_up_heap(f"gunicorn worker {worker.pid}")
+
+
+def worker_exit(server, worker) -> None:
+    tracing.stop()
 
 
 def _check_threads_outnumber_waits(worker) -> None:

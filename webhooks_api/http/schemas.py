@@ -126,7 +126,8 @@ def _headers(**kwargs) -> fields.Dict:
         metadata={"maxProperties": MAX_CUSTOM_HEADERS,
                   "description": "Extra headers sent with every delivery, replaced whole "
                                  "on PATCH; Content-Type, Content-Length, Host, "
-                                 "User-Agent, X-Webhook-* and webhook-* are reserved. "
+                                 "User-Agent, traceparent, tracestate, X-Webhook-* and "
+                                 "webhook-* are reserved. "
                                  "Values are stored encrypted and never shown again; "
                                  f"{MASK!r} (what responses show) is refused as a value"},
         **kwargs,

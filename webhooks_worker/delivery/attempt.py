@@ -34,7 +34,7 @@ from webhooks_worker.delivery import health, http_client
 from webhooks_worker.delivery.backoff import next_delay
 from webhooks_worker.delivery.headers import build_headers
 from webhooks_worker.delivery.signing import redact_signatures
-from webhooks_worker.runtime import observability, prepared
+from webhooks_worker.runtime import observability, prepared, tracing
 from webhooks_worker.runtime.prepared import Prepared
 
 logger = logging.getLogger(__name__)
@@ -203,10 +203,13 @@ def attempt_delivery(session: Session, settings: Settings, delivery_id: str,
     headers = build_headers(claim, delivery_id, attempt_number, settings, body)
     result = None
     try:
-        result = http_client.post(
-            http_client.delivery_session(settings.allow_private_targets,
-                                         settings.egress_proxy), claim.url,
-            body, headers, claim.timeout_seconds, settings.ca_bundle)
+        with tracing.post_span(claim, delivery_id, attempt_number, trigger, headers,
+                               settings) as span:
+            result = http_client.post(
+                http_client.delivery_session(settings.allow_private_targets,
+                                             settings.egress_proxy), claim.url,
+                body, headers, claim.timeout_seconds, settings.ca_bundle)
+            span.record(result)
     finally:  # a time limit may cut the POST short (no result): its slot goes back too
         window.release(slot, result)
     return record_patiently(session, partial(
