@@ -144,6 +144,9 @@ class Settings:
     # The Redis of the breaker, the rate limit and the window (WEBHOOKS_REDIS_URL); None:
     # the broker's, when the broker is Redis.
     redis_url: str | None
+    # Deliveries a tenant's bulk retry jobs queue per second, all its jobs together; a job
+    # keeps the value of the API process that created it.
+    bulk_retry_per_second: int
     # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
     debug: bool
 
@@ -282,6 +285,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         in_flight_window=_bool(get("WEBHOOKS_IN_FLIGHT_WINDOW") or "true",
                                "WEBHOOKS_IN_FLIGHT_WINDOW"),
         redis_url=get("WEBHOOKS_REDIS_URL"),
+        bulk_retry_per_second=integer("WEBHOOKS_BULK_RETRY_PER_SECOND", 50, 1),
     )
     redis_scheme = (settings.redis_url or "redis").split(":", 1)[0]
     if redis_scheme not in REDIS_SCHEMES:

@@ -9,6 +9,7 @@ API_PREFIX = "/api/v1/webhooks"
 
 def register_views(app: Flask, api: Api) -> None:
     from webhooks_api.http.views import (
+        bulk_retries,
         deliveries,
         event_types,
         health,
@@ -17,7 +18,8 @@ def register_views(app: Flask, api: Api) -> None:
         subscriptions,
     )
 
-    for blueprint in (subscriptions.blp, deliveries.blp, event_types.blp, publish.blp):
+    for blueprint in (subscriptions.blp, deliveries.blp, bulk_retries.blp, event_types.blp,
+                      publish.blp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
     api.register_blueprint(health.blp)
     app.register_blueprint(metrics.bp)
