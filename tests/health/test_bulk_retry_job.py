@@ -33,7 +33,7 @@ _FAILED = """
         RETURNING id, event_id)
     INSERT INTO deliveries (id, event_pk, subscription_id, tenant_id, event_type, status,
                             attempt_count, last_response_status, last_error, completed_at)
-    SELECT 'dlv_' || md5(:tenant_id || stored.event_id), stored.id, :subscription_id,
+    SELECT 'dlv_' || left(md5(:tenant_id || stored.event_id), 24), stored.id, :subscription_id,
            :tenant_id, 'invoice.created', 'failed', 4, 500, 'HTTP 500', now()
     FROM stored
 """
@@ -95,7 +95,7 @@ def test_5000_failed_deliveries_are_each_resent_once_and_progress_only_grows(
     def finished() -> bool:
         seen.append(_progress(client, tenant, job["id"]))
         return seen[-1]["status"] != "running"
-    wait_for(finished, timeout=50, interval=0.1, message="the job to finish")
+    wait_for(finished, timeout=120, interval=0.25, message="the job to finish")
 
     for before, after in zip(seen, seen[1:], strict=False):
         assert after["matched"] == before["matched"]
