@@ -114,6 +114,12 @@ def test_5000_failed_deliveries_are_each_resent_once_and_progress_only_grows(
     assert receiver.posts("/paused") == [] and receiver.posts("/theirs") == []
     # Each a manual re-send, the fifth attempt, recorded with the job's id.
     assert _attempts(app) == [("manual", job["id"], 5, 5000)]
+    [one] = client.get("/api/v1/webhooks/deliveries", headers=tenant["headers"], query_string={
+        "subscription_id": mine["id"], "limit": 1}).json["items"]
+    attempts = client.get(f"/api/v1/webhooks/deliveries/{one['id']}",
+                          headers=tenant["headers"]).json["attempts"]
+    assert [(a["attempt_number"], a["trigger"], a["bulk_retry_id"]) for a in attempts] == \
+        [(5, "manual", job["id"])]
     detail = client.get("/api/v1/webhooks/deliveries", headers=other_tenant["headers"],
                         query_string={"limit": 250}).json["items"]
     assert {(d["status"], d["attempt_count"]) for d in detail} == {("failed", 4)}
