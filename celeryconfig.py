@@ -9,6 +9,7 @@ against Celery 5.7's `celery.app.defaults` and the code that reads it.
 from webhooks_api.config import ConfigError, load_settings, worker_refusal
 from webhooks_api.messaging.celery_glue import task_queues as _task_queues
 from webhooks_api.messaging.names import (
+    BULK_RETRY_TASK,
     DELIVER_QUEUE,
     DELIVER_TASK,
     ENQUEUE_TASK,
@@ -68,6 +69,7 @@ task_routes = {
     ENQUEUE_TASK: {"queue": PUBLISH_QUEUE},
     SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},
     PRUNE_TASK: {"queue": MAINTENANCE_QUEUE},
+    BULK_RETRY_TASK: {"queue": MAINTENANCE_QUEUE},
 }
 # Flower sees every task: worker events, and "sent" events from publishers too.
 worker_send_task_events = True

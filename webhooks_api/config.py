@@ -196,6 +196,9 @@ class Settings:
     # The Redis of the breaker, the rate limit and the window (WEBHOOKS_REDIS_URL); None:
     # the broker's, when the broker is Redis.
     redis_url: str | None
+    # Deliveries a tenant's bulk retry jobs queue per second, all its jobs together; a job
+    # keeps the value of the API process that created it.
+    bulk_retry_per_second: int
     # Flask's own switch (`flask --debug` sets it too): the debugger runs code from a browser.
     debug: bool
     # OpenTelemetry traces exported over OTLP (webhooks_api.tracing), from the standard
@@ -343,6 +346,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tracing=_tracing(get),
         send_traceparent=_bool(get("WEBHOOKS_SEND_TRACEPARENT") or "false",
                                "WEBHOOKS_SEND_TRACEPARENT"),
+        bulk_retry_per_second=integer("WEBHOOKS_BULK_RETRY_PER_SECOND", 50, 1),
     )
     redis_scheme = (settings.redis_url or "redis").split(":", 1)[0]
     if redis_scheme not in REDIS_SCHEMES:

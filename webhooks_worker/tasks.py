@@ -12,13 +12,16 @@ from webhooks_api.extensions import db
 from webhooks_api.messaging.celery_glue import celery
 from webhooks_api.messaging.enqueue import send_now
 from webhooks_api.messaging.names import (
+    BULK_RETRY_TASK,
     DELIVER_TASK,
     ENQUEUE_TASK,
+    MAINTENANCE_QUEUE,
     PUBLISH_TASK,
     RETRY_QUEUE,
     SWEEP_TASK,
 )
 from webhooks_worker.delivery.attempt import Outcome, attempt_delivery
+from webhooks_worker.maintenance.bulk_retry import run_chunk
 from webhooks_worker.maintenance.sweep import sweep as sweep_stalled
 from webhooks_worker.publishing.fanout import chunk_messages
 from webhooks_worker.publishing.publish import publish_stored_or_new
@@ -76,14 +79,31 @@ def _next_attempt(delivery_id: str, attempt_number: int, trigger: str, outcome: 
               "trigger": trigger if outcome.deferred else "automatic"}
     if outcome.deferrals:
         kwargs["deferrals"] = outcome.deferrals
-    countdown = outcome.retry_in
+    return {"countdown": _broker_countdown(outcome.retry_in), "queue": RETRY_QUEUE,
+            "kwargs": kwargs, "argsrepr": outcome.retry_reprs[0],
+            "kwargsrepr": outcome.retry_reprs[1]}
+
+
+def _broker_countdown(seconds: float) -> float:
     if _settings().broker_is_amqp:
         # RabbitMQ delays by whole seconds (Celery's native delayed delivery truncates the
         # countdown and refuses 0, rejecting the task): a shorter wait, such as a rate
         # limit's rest of a second, is rounded up there.
-        countdown = max(1, math.ceil(countdown))
-    return {"countdown": countdown, "queue": RETRY_QUEUE, "kwargs": kwargs,
-            "argsrepr": outcome.retry_reprs[0], "kwargsrepr": outcome.retry_reprs[1]}
+        return max(1, math.ceil(seconds))
+    return seconds
+
+
+@celery.task(name=BULK_RETRY_TASK, bind=True, **_DB_RETRY)
+def bulk_retry(self, bulk_retry_id: str, step: int = 0):
+    """One chunk of a bulk retry job, then the message of the next: at once, when the
+    tenant's budget allows more, or after the rest of its one-second window. A next
+    message the broker refuses fails this task; the sweep resumes the job."""
+    chunk = run_chunk(db.session, bulk_retry_id, step)
+    if chunk.next_in is not None:
+        delay = {"countdown": _broker_countdown(chunk.next_in)} if chunk.next_in > 0 else {}
+        self.apply_async(kwargs={"bulk_retry_id": bulk_retry_id, "step": chunk.next_step},
+                         queue=MAINTENANCE_QUEUE, **delay)
+    return chunk.queued
 
 
 @celery.task(name=SWEEP_TASK)
@@ -91,4 +111,5 @@ def sweep():
     """Re-enqueue what the broker lost; runs every minute from beat."""
     report = sweep_stalled(db.session, _settings())
     return {"events_fanned_out": report.events_fanned_out,
-            "deliveries_requeued": report.deliveries_requeued}
+            "deliveries_requeued": report.deliveries_requeued,
+            "bulk_retries_resumed": report.bulk_retries_resumed}

@@ -15,7 +15,7 @@ from webhooks_api.config import (
     load_settings,
     protections_without_redis,
 )
-from webhooks_api.messaging.names import PRUNE_TASK, SWEEP_TASK
+from webhooks_api.messaging.names import BULK_RETRY_TASK, PRUNE_TASK, SWEEP_TASK
 
 SETTING_NAMES = [name for name, value in vars(celeryconfig).items()
                  if not name.startswith("_") and name.islower() and not callable(value)
@@ -81,7 +81,8 @@ def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
         assert conf["worker_cancel_long_running_tasks_on_connection_loss"] is True
         assert conf["broker_transport"] == load_settings(test_env).broker_transport
         assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver",
-                                            "webhooks.enqueue", SWEEP_TASK, PRUNE_TASK}
+                                            "webhooks.enqueue", SWEEP_TASK, PRUNE_TASK,
+                                            BULK_RETRY_TASK}
         # First attempts and retries on queues of their own, fresh ones taken first on Redis.
         assert [queue["name"] for queue in conf["task_queues"]] == [
             "webhooks.publish", "webhooks.deliver", "webhooks.retry", "webhooks.maintenance"]

@@ -102,7 +102,8 @@ def test_flower_shows_every_task_with_readable_arguments_also_after_a_retry(
     sweeps = wait_for(lambda: [t for t in _tasks(flower, "webhooks.sweep").values()
                                if t["state"] == "SUCCESS"],
                       timeout=30, message="Flower to show the sweep")
-    assert sweeps[0]["result"] == repr({"events_fanned_out": 0, "deliveries_requeued": 0})
+    assert sweeps[0]["result"] == repr({"events_fanned_out": 0, "deliveries_requeued": 0,
+                                        "bulk_retries_resumed": 0})
 
     everything = json.dumps(requests.get(f"{flower}/api/tasks", auth=AUTH, timeout=10).json())
     for secret in secrets:

@@ -32,6 +32,9 @@ DELIVERY_STATUSES = ("pending", "retrying", "success", "failed", "disabled")
 # A delivery in one of these states still expects an attempt.
 OPEN_DELIVERY_STATUSES = ("pending", "retrying")
 ATTEMPT_TRIGGERS = ("automatic", "manual", "swept")
+BULK_RETRY_STATUSES = ("running", "done", "cancelled")
+# The delivery states a bulk retry re-sends: those that will never be attempted again.
+BULK_RETRY_DELIVERY_STATUSES = ("failed", "disabled")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -180,6 +183,9 @@ class Delivery(db.Model):
             "next_retry_at",
             postgresql_where=text("status IN ('pending', 'retrying')"),
         ),
+        # A bulk retry job is finished once none of the re-sends it queued is still queued.
+        Index("ix_deliveries_bulk_retry_pending", "bulk_retry_id",
+              postgresql_where=text("manual_pending")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -200,6 +206,10 @@ class Delivery(db.Model):
     manual_pending: Mapped[bool] = mapped_column(
         Boolean, nullable=False, server_default=text("false")
     )
+    # The bulk retry job that queued the manual re-send (None: a single retry, replay...);
+    # copied onto the attempt it makes. A plain id: jobs are never deleted, and a foreign
+    # key would cost a lookup on every write of the column.
+    bulk_retry_id: Mapped[str | None] = mapped_column(String(32))
     last_response_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
@@ -222,6 +232,8 @@ class DeliveryAttempt(db.Model):
         UniqueConstraint("delivery_id", "attempt_number", name="uq_attempts_delivery_number"),
         CheckConstraint(_in("trigger", ATTEMPT_TRIGGERS), name="ck_attempts_trigger"),
         Index("ix_attempts_started", "started_at"),
+        Index("ix_attempts_bulk_retry", "bulk_retry_id",
+              postgresql_where=text("bulk_retry_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -238,6 +250,8 @@ class DeliveryAttempt(db.Model):
     response_body: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # The bulk retry job whose manual re-send this was.
+    bulk_retry_id: Mapped[str | None] = mapped_column(String(32))
 
     @property
     def error(self) -> dict | None:
@@ -295,3 +309,70 @@ class PortalSettings(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
+
+
+class BulkRetry(db.Model):
+    """A job re-sending a tenant's matching deliveries, oldest first, a chunk at a time
+    (webhooks_worker.maintenance.bulk_retry): its filter, its progress, and the position
+    of the last delivery it considered, so that a chunk run twice queues nothing twice."""
+
+    __tablename__ = "bulk_retries"
+    __table_args__ = (
+        CheckConstraint(_in("status", BULK_RETRY_STATUSES), name="ck_bulk_retries_status"),
+        CheckConstraint(_in("delivery_status", BULK_RETRY_DELIVERY_STATUSES),
+                        name="ck_bulk_retries_delivery_status"),
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_bulk_retries_tenant_key"),
+        # The sweep looks for unfinished jobs whose chain of chunks went quiet.
+        Index("ix_bulk_retries_unfinished", "updated_at",
+              postgresql_where=text("finished_at IS NULL")),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # The filter: deliveries in this state created in [since, until), and optionally of
+    # one event type, one subscription, one last response status.
+    delivery_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    event_type: Mapped[str | None] = mapped_column(String(255))
+    subscription_id: Mapped[str | None] = mapped_column(String(32))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    # WEBHOOKS_BULK_RETRY_PER_SECOND when the job was created.
+    per_second: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="running")
+    # Deliveries matching the filter when the job was created (the snapshot it works on).
+    matched: Mapped[int] = mapped_column(Integer, nullable=False)
+    queued: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Matched deliveries not re-sent, by reason.
+    skipped: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # Attempts made by its re-sends, counted when it finished (until then, counted live).
+    done_count: Mapped[int | None] = mapped_column(Integer)
+    # (created_at, id) of the last delivery considered; every match after it is still to go.
+    cursor_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cursor_id: Mapped[str | None] = mapped_column(String(32))
+    scanned_all: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                              server_default=text("false"))
+    # Which chunk message may run next: a duplicate or stale one carries an older step.
+    step: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BulkRetryBudget(db.Model):
+    """How many re-sends a tenant's bulk retry jobs queued in the current one-second
+    window: the chunks of all its jobs take from it, under its row lock."""
+
+    __tablename__ = "bulk_retry_budgets"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                        nullable=False)
+    queued: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -286,6 +286,8 @@ class AttemptSchema(Schema):
                                   metadata={"description": "The first 4 KiB"})
     error = fields.Nested(AttemptErrorSchema, required=True, allow_none=True,
                           metadata={"description": "Set when no response arrived"})
+    bulk_retry_id = fields.String(required=True, allow_none=True, metadata={
+        "description": "The bulk retry job whose manual re-send this was"})
 
 
 class DeliverySchema(Schema):
@@ -395,7 +397,9 @@ class PublishSchema(Schema):
     metadata = JsonObject(load_default=None, allow_none=True)
 
 
-class PublishHeadersSchema(Schema):
+class IdempotencyHeadersSchema(Schema):
+    """The header of the operations a client may repeat safely (publish, bulk retry)."""
+
     idempotency_key = fields.String(
         data_key="Idempotency-Key", validate=validate.Regexp(EVENT_ID_PATTERN),
         metadata={"description": "A repeat with the same key creates nothing new"},

@@ -18,9 +18,11 @@ from webhooks_api.messaging.batch_sender import send_batched
 from webhooks_api.messaging.labels import with_reprs
 from webhooks_api.messaging.message import Message
 from webhooks_api.messaging.names import (
+    BULK_RETRY_TASK,
     DELIVER_QUEUE,
     DELIVER_TASK,
     ENQUEUE_TASK,
+    MAINTENANCE_QUEUE,
     PUBLISH_QUEUE,
     PUBLISH_TASK,
     RETRY_QUEUE,
@@ -61,6 +63,12 @@ def enqueue_message(delivery_ids: list[str], trigger: str) -> Message:
     return Message(ENQUEUE_TASK, {"delivery_ids": delivery_ids, "trigger": trigger},
                    PUBLISH_QUEUE, ("()", repr({"deliveries": len(delivery_ids),
                                                "trigger": trigger})))
+
+
+def bulk_retry_message(bulk_retry_id: str, step: int) -> Message:
+    """The next chunk of a bulk retry job; `step` says which (a stale copy runs nothing)."""
+    return Message(BULK_RETRY_TASK, {"bulk_retry_id": bulk_retry_id, "step": step},
+                   MAINTENANCE_QUEUE)
 
 
 def deliver_queue(attempt_number: int, trigger: str) -> str:

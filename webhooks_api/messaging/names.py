@@ -9,6 +9,8 @@ DELIVER_TASK = "webhooks.deliver"
 ENQUEUE_TASK = "webhooks.enqueue"
 SWEEP_TASK = "webhooks.sweep"
 PRUNE_TASK = "webhooks.prune"
+# One chunk of a bulk retry job, which schedules the next (webhooks_worker.maintenance.bulk_retry).
+BULK_RETRY_TASK = "webhooks.bulk_retry"
 
 PUBLISH_QUEUE = "webhooks.publish"
 DELIVER_QUEUE = "webhooks.deliver"

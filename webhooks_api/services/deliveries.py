@@ -80,11 +80,13 @@ def lock_receiving_subscription(session: Session, subscription_id: str) -> Subsc
     return subscription
 
 
-def queue_manual_attempts(session: Session, selected: Select, queue: str | None = None
-                          ) -> list[str]:
+def queue_manual_attempts(session: Session, selected: Select, queue: str | None = None,
+                          bulk_retry_id: str | None = None) -> list[str]:
     """Reopen the deliveries whose ids `selected` yields (oldest first) for one manual
     attempt each, skipping any with an attempt in flight, and queue their messages for
-    after the caller's commit; returns the ids reopened, in order.
+    after the caller's commit; returns the ids reopened, in order. `bulk_retry_id`: the
+    job they are queued for, recorded on their attempts (None takes a delivery out of
+    the job that queued it before).
 
     Reopened rows are `pending`, so a second call at the same time selects none twice."""
     reopened = sorted(session.execute(
@@ -92,7 +94,7 @@ def queue_manual_attempts(session: Session, selected: Select, queue: str | None 
         .where(Delivery.id.in_(selected),
                or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < func.now()))
         .values(status="pending", manual_pending=True, next_retry_at=func.now(),
-                claimed_until=None, completed_at=None)
+                claimed_until=None, completed_at=None, bulk_retry_id=bulk_retry_id)
         .returning(Delivery.created_at, Delivery.id, Delivery.attempt_count,
                    Delivery.event_type)
         .execution_options(synchronize_session=False)

@@ -69,6 +69,7 @@ _CLAIM = Prepared("webhooks_claim", """
 # The attempt row, the delivery's new state and the subscription's statistics in one
 # statement, so one round trip (and still one transaction: a statement is atomic). Nothing
 # is written when another worker already recorded this attempt number (no row returned).
+# A manual attempt carries the bulk retry job that queued it, if any.
 _RECORD_ATTEMPT = Prepared("webhooks_record_attempt", f"""
     WITH finished AS (
         UPDATE deliveries
@@ -86,15 +87,15 @@ _RECORD_ATTEMPT = Prepared("webhooks_record_attempt", f"""
             updated_at = now()
         WHERE id = :delivery_id AND attempt_count = :attempt_number - 1
           AND status IN ('pending', 'retrying', 'disabled')
-        RETURNING id, status, subscription_id),
+        RETURNING id, status, subscription_id, bulk_retry_id),
     attempt AS (
         INSERT INTO delivery_attempts (delivery_id, attempt_number, trigger, started_at,
             duration_ms, request_headers, response_status, response_headers, response_body,
-            error_class, error_message)
+            error_class, error_message, bulk_retry_id)
         SELECT id, :attempt_number, :trigger, :started_at, :duration_ms,
                CAST(:request_headers AS jsonb), :response_status,
                CAST(:response_headers AS jsonb), :response_body, :error_class,
-               :error_message
+               :error_message, CASE WHEN :trigger = 'manual' THEN bulk_retry_id END
         FROM finished),
     counted AS ({health.COUNT_ATTEMPT})
     SELECT finished.status AS stored_status, counted.*

@@ -2,7 +2,9 @@
 
 - events stored but never fanned out (publish message lost, broker down at publish time);
 - deliveries due longer ago than the margin and not claimed (a message never sent, or a
-  countdown lost with its worker), and claims that expired (a worker died mid-attempt).
+  countdown lost with its worker), and claims that expired (a worker died mid-attempt);
+- bulk retry jobs whose chain of chunk messages has not moved for the margin
+  (webhooks_worker.maintenance.bulk_retry).
 
 Each found delivery is re-stamped `next_retry_at = now()` in the same statement that
 selects it (`FOR UPDATE SKIP LOCKED`), so two sweeps running at once never both take it.
@@ -23,6 +25,7 @@ from webhooks_api.messaging.enqueue import deliver_message, send_now
 from webhooks_api.messaging.labels import deliver_reprs
 from webhooks_api.messaging.message import Message
 from webhooks_api.services.sweep_record import RECORD_SWEEP
+from webhooks_worker.maintenance import bulk_retry
 from webhooks_worker.publishing.fanout import fan_out
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ def _requeued(row) -> Message:
 class SweepReport:
     events_fanned_out: int
     deliveries_requeued: int
+    bulk_retries_resumed: int
 
 
 def sweep(session: Session, settings: Settings) -> SweepReport:
@@ -71,6 +75,7 @@ def sweep(session: Session, settings: Settings) -> SweepReport:
     fresh = [message for event in events for message in fan_out(session, event, "swept")]
     session.commit()
     send_now(fresh)
+    resumed = bulk_retry.stalled(session, settings)
 
     stalled = session.execute(
         _TAKE_STALLED, {"margin": settings.sweep_margin_seconds, "limit": BATCH_SIZE}
@@ -81,4 +86,5 @@ def sweep(session: Session, settings: Settings) -> SweepReport:
     if events or stalled:
         logger.warning("sweep: fanned out %d stored events, re-enqueued %d deliveries",
                        len(events), len(stalled))
-    return SweepReport(events_fanned_out=len(events), deliveries_requeued=len(stalled))
+    return SweepReport(events_fanned_out=len(events), deliveries_requeued=len(stalled),
+                       bulk_retries_resumed=resumed)

@@ -11,6 +11,7 @@ PORTAL_API_PREFIX = "/api/v1/portal"
 
 def register_views(app: Flask, api: Api) -> None:
     from webhooks_api.http.views import (
+        bulk_retries,
         deliveries,
         event_types,
         health,
@@ -22,8 +23,8 @@ def register_views(app: Flask, api: Api) -> None:
         subscriptions,
     )
 
-    for blueprint in (subscriptions.blp, deliveries.blp, event_types.blp, publish.blp,
-                      portal_sessions.blp, portal_settings.blp):
+    for blueprint in (subscriptions.blp, deliveries.blp, bulk_retries.blp, event_types.blp,
+                      publish.blp, portal_sessions.blp, portal_settings.blp):
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
     api.register_blueprint(portal.blp, url_prefix=PORTAL_API_PREFIX)
     api.register_blueprint(health.blp)

@@ -5,7 +5,11 @@ from flask.views import MethodView
 from webhooks_api.auth import current_tenant_id
 from webhooks_api.config import current_settings
 from webhooks_api.extensions import db
-from webhooks_api.http.schemas import PublishHeadersSchema, PublishResultSchema, PublishSchema
+from webhooks_api.http.schemas import (
+    IdempotencyHeadersSchema,
+    PublishResultSchema,
+    PublishSchema,
+)
 from webhooks_api.http.views.base import ApiBlueprint
 from webhooks_api.services.publishing import publish_event
 
@@ -17,7 +21,7 @@ class Publish(MethodView):
     @blp.arguments(PublishSchema, example={
         "event_type": "invoice.created", "data": {"invoice_id": "inv_42", "amount": 4200},
         "metadata": {"source": "billing"}})
-    @blp.arguments(PublishHeadersSchema, location="headers", as_kwargs=True)
+    @blp.arguments(IdempotencyHeadersSchema, location="headers", as_kwargs=True)
     @blp.response(202, PublishResultSchema)
     def post(self, payload, idempotency_key=None):
         """Publish an event: stored first, then fanned out to matching subscriptions.
