@@ -41,6 +41,7 @@ def _routes(app, prefix: str) -> set[tuple[str, str]]:
 def _path(template: str, **ids: str) -> str:
     return template.format_map({"subscription_id": "sub_x", "delivery_id": "dlv_x",
                                 "event_type": "invoice.created", "session_id": "pss_x",
+                                "bulk_retry_id": "blk_x",
                                 **ids})
 
 
