@@ -32,6 +32,7 @@ from tests.support.engine_support import (
 )
 from tests.support.helpers import wait_for
 from tests.support.receiver import Reply
+from webhooks_api.config import ConfigError, check_worker_redis, load_settings
 from webhooks_api.domain.models import Delivery
 from webhooks_api.receivers.window import INITIAL_WINDOW
 from webhooks_dev.embedded import reachable, wait_for_port
@@ -142,20 +143,25 @@ def _refusal(env: dict[str, str], log_name: str) -> tuple[int | None, str]:
     return code, log_path.read_text()
 
 
+# Each protection: the setting that turns it on, and what turns it off (which a refusal names).
+PROTECTIONS_ON = {"WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD": "3", "WEBHOOKS_RATE_LIMIT": "on",
+                  "WEBHOOKS_IN_FLIGHT_WINDOW": "on"}
+PROTECTIONS_OFF = {"WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD": "0", "WEBHOOKS_RATE_LIMIT": "off",
+                   "WEBHOOKS_IN_FLIGHT_WINDOW": "off"}
+
+
 def test_a_worker_on_rabbitmq_without_a_redis_refuses_to_start(rabbitmq_url, test_env):
-    env = {**test_env, "CELERY_BROKER_URL": rabbitmq_url[1],
-           "WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD": "3"}
+    env = {**test_env, "CELERY_BROKER_URL": rabbitmq_url[1], **PROTECTIONS_ON}
     code, log = _refusal(env, "test-rabbitmq-refusal.log")
     assert code == 1, f"the worker did not refuse (exit {code}):\n{log[-2000:]}"
     [line] = [line for line in log.splitlines() if "refusing to start" in line]
-    for named in ("WEBHOOKS_REDIS_URL", "WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD=0",
-                  "WEBHOOKS_RATE_LIMIT=off", "WEBHOOKS_IN_FLIGHT_WINDOW=off"):
+    for named in ["WEBHOOKS_REDIS_URL", *(f"{name}={off}" for name, off in
+                                          PROTECTIONS_OFF.items())]:
         assert named in line, line
     assert "ready." not in log
 
     # With every protection turned off as the message says, the same worker runs.
-    env.update({"WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD": "0", "WEBHOOKS_RATE_LIMIT": "off",
-                "WEBHOOKS_IN_FLIGHT_WINDOW": "off"})
+    env.update(PROTECTIONS_OFF)
     log_path = VAR / "test-rabbitmq-off.log"
     log_path.unlink(missing_ok=True)
     worker = start_worker_process(env, log_path=log_path)
@@ -165,6 +171,21 @@ def test_a_worker_on_rabbitmq_without_a_redis_refuses_to_start(rabbitmq_url, tes
         assert worker.poll() is None, log_path.read_text()[-2000:]
     finally:
         processes.stop_group(worker)
+
+
+@pytest.mark.parametrize("protection", sorted(PROTECTIONS_ON))
+def test_any_one_protection_on_without_a_redis_is_refused(protection):
+    """Each protection alone is enough for the refusal above: the check the worker runs as
+    it starts, called directly (a worker's start per case would cost seconds each)."""
+    on_rabbitmq = {"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/x",
+                   **PROTECTIONS_OFF, protection: PROTECTIONS_ON[protection]}
+    with pytest.raises(ConfigError, match="WEBHOOKS_REDIS_URL is not set") as refused:
+        check_worker_redis(load_settings(on_rabbitmq))
+    assert [name for name, off in PROTECTIONS_OFF.items()
+            if f"{name}={off}" in str(refused.value)] == [protection], refused.value
+    # Given a Redis, the same settings start.
+    check_worker_redis(load_settings({**on_rabbitmq,
+                                      "WEBHOOKS_REDIS_URL": "redis://127.0.0.1:6379/0"}))
 
 
 HELD, FAILING, LIMITED = "/held", "/failing", "/limited"

@@ -1,15 +1,19 @@
 """The private kombu and Celery API we override or call, checked against the installed
 versions: each function's signature must still be the one the override was written
-against (`inspect.signature`), each attribute must still exist, and setup.cfg must hold
-kombu and Celery to the minor versions they were read in. A kombu or Celery release that
-changes one fails here, naming the module of ours that depends on it, before it fails a
-delivery. A new override belongs in `OVERRIDES`.
+against (`inspect.signature`), each call a stand-in of ours receives must still be made
+with the arguments it takes (the call in the caller's source, `inspect.getsource`), each
+attribute must still exist, and setup.cfg must hold kombu and Celery to the minor versions
+they were read in. A kombu or Celery release that changes one fails here, naming the module
+of ours that depends on it, before it fails a delivery. A new override belongs in
+`OVERRIDES`, a new stand-in in `CALLS`.
 """
 
 from __future__ import annotations
 
+import ast
 import configparser
 import inspect
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -18,7 +22,7 @@ import pytest
 from celery import Celery
 from celery.events.dispatcher import EventDispatcher
 from celery.worker.consumer import events as consumer_events
-from kombu import Producer
+from kombu import Connection, Producer
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from packaging.requirements import Requirement
@@ -26,7 +30,11 @@ from packaging.version import Version
 
 from tests.conftest import ROOT
 
-_AMQP = Celery("private-api-check", set_as_current=False).amqp
+_APP = Celery("private-api-check", set_as_current=False)
+_AMQP = _APP.amqp
+# Built as batch_sender.py builds its dispatcher of task-sent events (no I/O).
+_CONNECTION = Connection("memory://")
+_DISPATCHER = _APP.events.Dispatcher(_CONNECTION, enabled=False, buffer_while_offline=False)
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,26 @@ OVERRIDES = [
              lambda: kombu_redis.Channel.conn_or_acquire, "(self, client=None)"),
 ]
 
+
+@dataclass(frozen=True)
+class Call:
+    """`ours` hands `caller` (read when checked) a stand-in that takes what `caller` passes
+    it in the call `shape` (by its source: how many arguments by position, which by
+    keyword)."""
+
+    ours: str
+    name: str
+    caller: Callable[[], Callable]
+    shape: str
+
+
+CALLS = [
+    # _SentEvents.publish(type, fields, producer, **_retry): the dispatcher's publish,
+    # collecting the task-sent event instead of sending it.
+    Call(BATCH, "celery.app.amqp.AMQP.send_task_message", lambda: _AMQP.send_task_message,
+         "evd.publish(…, …, …, retry=…, retry_policy=…)"),
+]
+
 # Attributes read or set without a signature to check: (ours, owner, attribute).
 ATTRIBUTES = [
     (TRANSPORT, kombu_redis.Channel, "keyprefix_fanout"),
@@ -117,6 +145,9 @@ ATTRIBUTES = [
     (BATCH, Producer, "supports_batch_publish"),
     (BATCH, Celery, "current_worker_task"),
     (BATCH, Celery, "thread_oid"),
+    (BATCH, _DISPATCHER, "mutex"),  # held while the chunk's events are published
+    (BATCH, _DISPATCHER, "exchange"),  # rebound to the producer's channel, read by _publish
+    (BATCH, _CONNECTION, "declared_entities"),  # kombu's cache of declared queues
     (GREEN, consumer_events, "Events"),
 ]
 
@@ -158,8 +189,31 @@ def signature_changes() -> list[str]:
     return changes
 
 
+def _call_shapes(function: Callable, callee: str) -> list[str]:
+    """Every call of `callee` (as written, e.g. `evd.publish`) in `function`'s source, by
+    the shape of its arguments."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    return [f"{callee}(" + ", ".join(["…"] * len(node.args)
+                                     + [f"{keyword.arg}=…" for keyword in node.keywords]) + ")"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == callee]
+
+
+def call_changes() -> list[str]:
+    """One line per stand-in whose caller no longer calls it as it was written for."""
+    changes = []
+    for call in CALLS:
+        found = _call_shapes(call.caller(), call.shape.split("(")[0])
+        if found != [call.shape]:
+            changes.append(
+                f"{call.ours} stands in for what {call.name} calls as {call.shape}, which it "
+                f"now calls as {' and '.join(found) or 'nothing'}: read the new code before "
+                "raising the pin")
+    return changes
+
+
 def test_every_overridden_function_keeps_the_signature_we_override():
-    changes = signature_changes()
+    changes = signature_changes() + call_changes()
     missing = [f"{ours} uses {getattr(owner, '__name__', type(owner).__name__)}.{name}, "
                "which is gone" for ours, owner, name in ATTRIBUTES if not hasattr(owner, name)]
     assert not changes + missing, "private kombu/Celery API changed:\n" + "\n".join(
@@ -174,6 +228,21 @@ def test_a_changed_signature_fails_naming_the_override(monkeypatch):
     assert change.startswith(f"{TRANSPORT} depends on kombu.transport.redis.Channel._get_pool"
                              "(self, asynchronous=False), which is now ")
     assert "(self, asynchronous=False, timeout=None)" in change
+
+
+def _send_task_message_publishing_blind(producer, name, message, event_dispatcher=None):
+    evd = event_dispatcher
+    evd.publish("task-sent", {}, producer, blind=True)
+
+
+def test_a_changed_call_fails_naming_the_stand_in(monkeypatch):
+    """What a Celery release that sent task-sent events blind would print."""
+    monkeypatch.setattr(_AMQP, "send_task_message", _send_task_message_publishing_blind)
+    [change] = call_changes()
+    assert change == (f"{BATCH} stands in for what celery.app.amqp.AMQP.send_task_message "
+                      "calls as evd.publish(…, …, …, retry=…, retry_policy=…), which it now "
+                      "calls as evd.publish(…, …, …, blind=…): read the new code before "
+                      "raising the pin")
 
 
 def _requirements() -> dict[str, Requirement]:
