@@ -5,6 +5,7 @@ subscription it is about, and never a subscription to `*`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import Counter
@@ -54,6 +55,9 @@ def test_recovered_is_published_once_after_the_failing_warning(app, client, tena
                                                                receiver, session, worker):
     warn_after = app.config["WEBHOOKS_SETTINGS"].failing_warning_after
     healthy = threading.Event()
+    # Once healthy, the sick subscription's answers wait for one another: the successes are
+    # recorded at the same moment by as many workers.
+    together = threading.Barrier(warn_after)
     answered = Counter()
     lock = threading.Lock()
 
@@ -62,7 +66,11 @@ def test_recovered_is_published_once_after_the_failing_warning(app, client, tena
             answered[request.path] += 1
             number = answered[request.path]
         if request.path == "/sick":
-            return Reply(200 if healthy.is_set() else 500)
+            if not healthy.is_set():
+                return Reply(500)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                together.wait(timeout=5)
+            return Reply(200)
         # One failure, no warning: its success publishes nothing.
         return Reply(500 if request.path == "/flaky" and number == 1 else 200)
 
