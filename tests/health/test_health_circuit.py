@@ -5,6 +5,7 @@ attempt, lets one half-open probe through, and closes when the probe succeeds. T
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -100,8 +101,10 @@ def test_the_breaker_opens_defers_probes_and_closes(app, client, tenant, receive
 
 def test_a_delivery_deferred_past_its_schedule_fails_with_circuit_open(
         app, client, tenant, receiver, session, test_env):
-    receiver.respond = lambda request: Reply(500)
+    receiver.respond = lambda request: Reply(200 if request.path == "/watch" else 500)
     sub = create_subscription(client, tenant, receiver.url, ["invoice.created"])
+    create_subscription(client, tenant, f"{receiver.base_url}/watch",
+                        ["webhook.delivery.exhausted"])
     settings = {**BREAKER, "WEBHOOKS_CIRCUIT_FAILURE_THRESHOLD": "2",
                 "WEBHOOKS_CIRCUIT_OPEN_SECONDS": "30", "WEBHOOKS_RETRY_SCHEDULE": "1,1"}
     with isolated_worker(test_env, settings, concurrency=2) as worker:
@@ -111,9 +114,17 @@ def test_a_delivery_deferred_past_its_schedule_fails_with_circuit_open(
         wait_for(lambda: len(deliveries_of(session, sub["id"])) == 2 and all(
             d.status == "failed" for d in deliveries_of(session, sub["id"])), timeout=60,
             message="both deliveries failed")
+        # Each is announced as exhausted, with the deferral's reason as its last error.
+        wait_for(lambda: len(receiver.posts("/watch")) == 2, timeout=30,
+                 message="the exhausted events")
     for delivery in deliveries_of(session, sub["id"]):
         assert delivery.last_error == "circuit open" and delivery.attempt_count == 1
-    assert len(receiver.posts()) == 2
+    assert len(receiver.posts("/hook")) == 2
+    announced = [json.loads(post.body)["data"] for post in receiver.posts("/watch")]
+    assert sorted(data["delivery_id"] for data in announced) == sorted(
+        d.id for d in deliveries_of(session, sub["id"]))
+    assert all(data["attempt_count"] == 1 and data["last_response_status"] == 500
+               and data["last_error"] == "circuit open" for data in announced)
 
 
 def test_a_page_of_subscriptions_reads_its_breakers_in_one_round_trip(

@@ -192,6 +192,20 @@ BUILTIN_EVENT_TYPES: dict[str, BuiltinType] = {
         "consecutive_failures": 1, "failing_since": "2026-11-28T09:00:00Z",
         "disabled_reason": "the endpoint answered 410 Gone "
                            "(delivery dlv_8fJk2LmN0pQr4StUv6WxYz1a)"}),
+    "webhook.subscription.recovered": _T("A failing subscription delivered again: the first "
+                                         "success after its failing warning.", {
+        "subscription_id": "sub_3kTq9Xb2mWc8YvLpRz4nHd0e", "url": "https://example.com/hooks",
+        "delivery_id": "dlv_8fJk2LmN0pQr4StUv6WxYz1a"}),
+    "webhook.subscription.secret_rotated": _T("A subscription's signing secret was rotated "
+                                              "(never the secret itself).", {
+        "subscription_id": "sub_3kTq9Xb2mWc8YvLpRz4nHd0e", "rotated_at": "2026-11-28T12:00:00Z",
+        "previous_secret_expires_at": "2026-11-29T12:00:00Z"}),
+    "webhook.delivery.exhausted": _T("A delivery failed its last scheduled attempt; nothing "
+                                     "retries it unless it is re-sent.", {
+        "subscription_id": "sub_3kTq9Xb2mWc8YvLpRz4nHd0e",
+        "delivery_id": "dlv_8fJk2LmN0pQr4StUv6WxYz1a", "event_id": "evt_5hGt7Kd9Lm2Np4Qr6St8Vw0x",
+        "event_type": "invoice.created", "attempt_count": 4, "last_response_status": 503,
+        "last_error": "HTTP 503"}),
 }
 
 # Lower-case dotted names: "invoice.created", "acme.order.shipped".

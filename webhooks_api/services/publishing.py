@@ -6,9 +6,12 @@ out every stored event whose message never arrived.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy.orm import Session
 
 from webhooks_api.config import Settings
+from webhooks_api.domain.catalogue import is_operational
 from webhooks_api.messaging.enqueue import publish_message, send_after_commit
 from webhooks_api.services.events import StoredEvent, store_event
 
@@ -20,6 +23,25 @@ def record_event(session: Session, settings: Settings, tenant_id: str, event_typ
     if stored.created:
         send_after_commit(session, [publish_message(tenant_id, stored.event.event_id)])
     return stored
+
+
+def record_operational_event(session: Session, settings: Settings, tenant_id: str,
+                             event_type: str, subscription_id: str,
+                             data: dict) -> StoredEvent:
+    """The one way the service announces something about a subscription (DESIGN.md,
+    docs/HEALTH.md "Operational events"): a `webhook.*` event of its tenant, stored in the
+    caller's transaction so it exists exactly when the change it announces does. `data`
+    starts with `subscription_id`, which the fan-out reads to keep the event from that very
+    subscription; `*` never matches an operational type, so only the subscriptions naming
+    it (or `webhook.*`) get it. Times are written as ISO 8601 UTC seconds, as the event's
+    own `timestamp`."""
+    if not is_operational(event_type):
+        raise ValueError(f"{event_type} is not an operational webhook.* type")
+    data = {"subscription_id": subscription_id, **{
+        key: value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if isinstance(value, datetime) else value
+        for key, value in data.items()}}
+    return record_event(session, settings, tenant_id, event_type, data)
 
 
 def publish_event(session: Session, settings: Settings, tenant_id: str, event_type: str, data,

@@ -27,6 +27,9 @@ from webhooks_api.domain.ssrf import target_url_errors
 from webhooks_api.errors import InvalidInputError, NotFoundError
 from webhooks_api.services.deliveries import disable_open_deliveries, list_deliveries
 from webhooks_api.services.pagination import DEFAULT_LIMIT, Page, newest_first
+from webhooks_api.services.publishing import record_operational_event
+
+SECRET_ROTATED_EVENT = "webhook.subscription.secret_rotated"
 
 
 def event_type_errors(session: Session, tenant_id: str, event_types: list[str]) -> list[str]:
@@ -183,16 +186,22 @@ def delete_subscription(session: Session, tenant_id: str, subscription_id: str) 
 
 def rotate_secret(session: Session, settings: Settings, tenant_id: str, subscription_id: str,
                   grace_period_seconds: int) -> SubscriptionWithSecret:
-    """A new secret; the current one keeps signing too until the grace period ends."""
+    """A new secret; the current one keeps signing too until the grace period ends.
+    Announced to the tenant's other subscriptions that ask for it (never a secret)."""
     subscription = get_subscription(session, tenant_id, subscription_id, for_update=True)
     secret = new_signing_secret()
+    # The database's clock, in whole seconds: the expiry the event gives is the stored one.
+    rotated_at = session.scalar(select(func.date_trunc("second", func.now())))
+    expires_at = None
     if grace_period_seconds > 0:
         subscription.previous_secret_ciphertext = subscription.secret_ciphertext
-        subscription.previous_secret_expires_at = (
-            func.now() + timedelta(seconds=grace_period_seconds))
+        expires_at = rotated_at + timedelta(seconds=grace_period_seconds)
     else:
         subscription.previous_secret_ciphertext = None
-        subscription.previous_secret_expires_at = None
+    subscription.previous_secret_expires_at = expires_at
     subscription.secret_ciphertext = SecretBox(settings.encryption_keys).encrypt(secret)
+    record_operational_event(session, settings, tenant_id, SECRET_ROTATED_EVENT,
+                             subscription.id, {"rotated_at": rotated_at,
+                                               "previous_secret_expires_at": expires_at})
     session.commit()
     return SubscriptionWithSecret(subscription=subscription, secret=secret)

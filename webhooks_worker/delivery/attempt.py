@@ -30,7 +30,7 @@ from webhooks_api.messaging.labels import deliver_reprs
 from webhooks_api.receivers import rate_limit
 from webhooks_api.receivers.circuit import Breaker
 from webhooks_api.receivers.window import Window
-from webhooks_worker.delivery import health, http_client
+from webhooks_worker.delivery import exhausted, health, http_client
 from webhooks_worker.delivery.backoff import next_delay
 from webhooks_worker.delivery.headers import build_headers
 from webhooks_worker.delivery.signing import redact_signatures
@@ -125,7 +125,7 @@ _DEFER = text("""
           FROM deliveries WHERE id = :delivery_id) AS t
     WHERE d.id = t.id AND d.attempt_count = :attempt_number - 1
       AND d.status IN ('pending', 'retrying')
-    RETURNING d.status
+    RETURNING d.status, d.last_response_status
 """)
 
 
@@ -284,11 +284,19 @@ def defer(session: Session, settings: Settings, claim, delivery_id: str,
           fail_after_schedule: bool = True, deferrals: int = 0) -> Outcome | None:
     """No HTTP call and no attempt used: the same attempt is due after `delay` seconds (or
     the delivery fails with `reason` if that is past the end of its schedule)."""
-    status = session.execute(_DEFER, {
+    deferred = session.execute(_DEFER, {
         "delivery_id": delivery_id, "attempt_number": attempt_number, "delay": delay,
         "schedule_seconds": sum(settings.retry_schedule) if fail_after_schedule else None,
         "reason": reason,
-    }).scalar_one_or_none()
+    }).one_or_none()
+    status = deferred.status if deferred else None
+    if status == "failed":
+        # Still pending or retrying a moment ago, so its subscription is active: stopping
+        # one disables its open deliveries in the same transaction.
+        exhausted.after_final_failure(
+            session, settings, claim, delivery_id, trigger=trigger, subscription_active=True,
+            attempt_count=attempt_number - 1,
+            last_response_status=deferred.last_response_status, last_error=reason)
     session.commit()
     if status is None:
         return None
@@ -330,11 +338,19 @@ def record_attempt(session: Session, settings: Settings, claim, delivery_id: str
     }
     if result.succeeded:  # the common case: one statement, its own transaction
         row = prepared.run(_RECORD_ATTEMPT, params).one_or_none()
-    else:  # a failure may disable the subscription: in the same transaction
+        if row is not None and row.health_stage == "failing":
+            health.after_success(session, settings, claim.subscription_id, delivery_id)
+    else:  # a failure may disable the subscription, or end the delivery: in one transaction
         row = prepared.execute(session.connection(), _RECORD_ATTEMPT, params).one_or_none()
         if row is not None:
             health.after_failure(session, settings, claim.subscription_id, delivery_id,
                                  gone=decided.status == "disabled", row=row)
+        if row is not None and row.stored_status == "failed":
+            exhausted.after_final_failure(
+                session, settings, claim, delivery_id, trigger=trigger,
+                subscription_active=row.subscription_status == "active",
+                attempt_count=attempt_number, last_response_status=result.status_code,
+                last_error=error)
         session.commit()
     if row is None:  # another worker recorded this attempt: nothing was written
         return None

@@ -4,7 +4,11 @@ it, and the staged warnings (docs/HEALTH.md).
 Runs inside the transaction that records the attempt, on the subscription row that
 transaction has locked, so concurrent attempts see one another's counts and each stage
 (`failing`, then `disabled`) is published exactly once per failure streak. A success, or a
-re-activation through the API, ends the streak and clears the stage.
+re-activation through the API, ends the streak and clears the stage; a success that ends a
+`failing` streak leaves the stage for `after_success`, which clears it and publishes
+`recovered` in one transaction of its own (a successful attempt is recorded by one
+autocommitted statement): the conditional UPDATE lets exactly one of several concurrent
+successes through, and a worker lost in between leaves the stage for the next success.
 
 Disabling: at once on 410 Gone; otherwise only when every attempt failed for
 `disable_after_failing_seconds` (the streak started at `failing_since`), never on one bad
@@ -18,20 +22,23 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from webhooks_api.config import Settings
 from webhooks_api.services.deliveries import disable_open_deliveries
-from webhooks_api.services.publishing import record_event
+from webhooks_api.services.publishing import record_operational_event
 
 logger = logging.getLogger(__name__)
 
 FAILING_EVENT = "webhook.subscription.failing"
 DISABLED_EVENT = "webhook.subscription.disabled"
+RECOVERED_EVENT = "webhook.subscription.recovered"
 
 # The subscription's counters after one attempt (`:succeeded`), as a CTE of the one
 # statement that records the attempt (webhooks_worker.delivery.attempt), whose CTE `finished` holds
-# the delivery it recorded: nothing is counted when that attempt was already recorded.
+# the delivery it recorded: nothing is counted when that attempt was already recorded. A
+# success keeps the stage `failing` for `after_success` (RETURNING shows it).
 COUNT_ATTEMPT = """
     UPDATE subscriptions
     SET success_count = success_count + CASE WHEN :succeeded THEN 1 ELSE 0 END,
@@ -40,7 +47,8 @@ COUNT_ATTEMPT = """
         last_success_at = CASE WHEN :succeeded THEN now() ELSE last_success_at END,
         last_failure_at = CASE WHEN :succeeded THEN last_failure_at ELSE now() END,
         failing_since = CASE WHEN :succeeded THEN NULL ELSE coalesce(failing_since, now()) END,
-        health_stage = CASE WHEN :succeeded THEN NULL ELSE health_stage END
+        health_stage = CASE WHEN :succeeded AND health_stage IS DISTINCT FROM 'failing'
+                            THEN NULL ELSE health_stage END
     WHERE id = (SELECT subscription_id FROM finished)
     RETURNING tenant_id, url, status AS subscription_status, consecutive_failures,
               failing_since, health_stage,
@@ -61,6 +69,14 @@ _DISABLE_SUBSCRIPTION = text("""
 """)
 
 _SET_STAGE = text("UPDATE subscriptions SET health_stage = :stage WHERE id = :subscription_id")
+
+# Only the transaction that still finds the stage `failing` ends it: a concurrent one waits
+# for the row lock, re-reads the row and updates nothing.
+_END_FAILING = text("""
+    UPDATE subscriptions SET health_stage = NULL
+    WHERE id = :subscription_id AND health_stage = 'failing'
+    RETURNING tenant_id, url
+""")
 
 
 def after_failure(session: Session, settings: Settings, subscription_id: str,
@@ -88,14 +104,37 @@ def after_failure(session: Session, settings: Settings, subscription_id: str,
     if row.health_stage == stage:
         return
     session.execute(_SET_STAGE, {"subscription_id": subscription_id, "stage": stage})
-    data = {"subscription_id": subscription_id, "url": row.url,
-            "consecutive_failures": row.consecutive_failures,
-            "failing_since": row.failing_since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    data = {"url": row.url, "consecutive_failures": row.consecutive_failures,
+            "failing_since": row.failing_since}
     if stage == "disabled":
         data["disabled_reason"] = reason
-    record_event(session, settings, row.tenant_id,
-                 DISABLED_EVENT if stage == "disabled" else FAILING_EVENT, data)
+    record_operational_event(session, settings, row.tenant_id,
+                             DISABLED_EVENT if stage == "disabled" else FAILING_EVENT,
+                             subscription_id, data)
     logger.warning("subscription %s of tenant %s: %s (%d consecutive failed attempts%s)",
                    subscription_id, row.tenant_id,
                    "disabled" if stage == "disabled" else "failing",
                    row.consecutive_failures, f"; {reason}" if reason else "")
+
+
+def after_success(session: Session, settings: Settings, subscription_id: str,
+                  delivery_id: str) -> None:
+    """End a `failing` streak that a success just broke (COUNT_ATTEMPT returned the stage
+    `failing`): clear the stage and publish `recovered`, once, in one transaction. A
+    database error leaves both for the next success of the subscription, logged."""
+    try:
+        row = session.execute(_END_FAILING, {"subscription_id": subscription_id}).one_or_none()
+        if row is not None:
+            record_operational_event(session, settings, row.tenant_id, RECOVERED_EVENT,
+                                     subscription_id,
+                                     {"url": row.url, "delivery_id": delivery_id})
+        session.commit()
+    except OperationalError as error:
+        session.rollback()
+        logger.warning("subscription %s: recovered by delivery %s, not recorded yet (the "
+                       "database is unavailable: %s); the next success records it",
+                       subscription_id, delivery_id, type(error).__name__)
+        return
+    if row is not None:
+        logger.info("subscription %s of tenant %s: recovered (delivery %s succeeded)",
+                    subscription_id, row.tenant_id, delivery_id)
