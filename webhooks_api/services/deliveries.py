@@ -3,18 +3,31 @@
 A manual re-send (DESIGN.md) is one immediate attempt with trigger `manual`, on a delivery
 in any state: the row is reopened with `manual_pending` set, which makes any automatic
 message still queued for it claim nothing, and the deliver message is sent after commit.
+
+Searching by what was delivered (event id, payload) selects the tenant's events first: the
+payload filters are jsonb containment on the stored body, answered by the GIN index
+`ix_events_body_path` (migration 0011), whose expression `CAST(body AS JSONB)` they repeat.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, cast, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, lazyload
 
 from webhooks_api.domain.ids import ID_PATTERN
-from webhooks_api.domain.models import OPEN_DELIVERY_STATUSES, Delivery, Subscription
+from webhooks_api.domain.models import (
+    OPEN_DELIVERY_STATUSES,
+    Delivery,
+    Event,
+    Subscription,
+    event_body_json,
+)
+from webhooks_api.domain.payload_filters import PayloadFilter
 from webhooks_api.errors import ConflictError, NotFoundError
 from webhooks_api.messaging.enqueue import deliver_message, send_after_commit
 from webhooks_api.messaging.labels import deliver_reprs
@@ -35,13 +48,37 @@ def disable_open_deliveries(session: Session, subscription_id: str) -> int:
     ).rowcount
 
 
+def _events_matching(tenant_id: str, event_id: str | None,
+                     payload: Sequence[PayloadFilter]) -> Select | None:
+    """The ids of the tenant's events with this id and every payload filter met (each by
+    one of its documents), or None when nothing is asked of the event."""
+    body = event_body_json()
+    conditions = [or_(*(body.op("@>")(cast(literal(document), JSONB))
+                        for document in condition.documents))
+                  for condition in payload]
+    if event_id is not None:
+        conditions.append(Event.event_id == event_id)
+    if not conditions:
+        return None
+    return select(Event.id).where(Event.tenant_id == tenant_id, *conditions)
+
+
 def list_deliveries(session: Session, tenant_id: str, *, limit: int = DEFAULT_LIMIT,
                     cursor: str | None = None, status: str | None = None,
                     event_type: str | None = None, subscription_id: str | None = None,
-                    since: datetime | None = None, until: datetime | None = None) -> Page:
-    """Newest first; deliveries of deleted subscriptions included (their history)."""
+                    since: datetime | None = None, until: datetime | None = None,
+                    response_status: tuple[int, int] | None = None,
+                    event_id: str | None = None,
+                    payload: Sequence[PayloadFilter] = ()) -> Page:
+    """Newest first; deliveries of deleted subscriptions included (their history).
+    `response_status` is a range of codes (both ends included) that the last attempt's
+    response status must be in."""
     statement = (select(Delivery).where(Delivery.tenant_id == tenant_id)
                  .options(lazyload(Delivery.attempts)))
+    if (events := _events_matching(tenant_id, event_id, payload)) is not None:
+        statement = statement.where(Delivery.event_pk.in_(events))
+    if response_status is not None:
+        statement = statement.where(Delivery.last_response_status.between(*response_status))
     if status is not None:
         statement = statement.where(Delivery.status == status)
     if event_type is not None:

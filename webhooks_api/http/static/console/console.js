@@ -3,6 +3,8 @@
 // cookie, never a URL). Text from the API is always inserted as text, never as HTML:
 // response bodies and headers come from the tenant's receivers.
 
+import { addSearchBox, searchTerms } from "./delivery_search.js";
+
 const API = document.body.dataset.api;
 const KEY_STORAGE = "webhooks.apiKey";
 const PAGE_SIZE = 50;
@@ -399,18 +401,20 @@ function deliveryQuery() {
                     subscription_id: $("filter-subscription").value,
                     since: isoOrNull($("filter-since").value), until: isoOrNull($("filter-until").value) };
   for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
+  for (const [name, value] of searchTerms($("filter-search").value)) query.append(name, value);
   return query;
 }
 
 // Only the latest load fills the table: an answer to an older filter that arrives late is
-// dropped. The table is aria-busy while a load is outstanding.
+// dropped. The table is aria-busy while a load is outstanding. A search the page cannot
+// read, like a refusal of the API, is shown above the table.
 async function loadDeliveries(append = false) {
-  const query = deliveryQuery();
-  if (append) query.set("cursor", state.deliveryCursor);
   const load = ++state.deliveryLoads;
   $("delivery-table").setAttribute("aria-busy", "true");
   let page;
   try {
+    const query = deliveryQuery();
+    if (append) query.set("cursor", state.deliveryCursor);
     page = await api("GET", `/deliveries?${query}`);
   } catch (error) {
     if (load !== state.deliveryLoads || error.status === 401) return;
@@ -519,6 +523,7 @@ async function retryDelivery(deliveryId) {
 // Wiring
 
 function start() {
+  addSearchBox($("delivery-filters"));
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => signOut());
   $("new-subscription").addEventListener("click", () => showSubscriptionForm(null));
