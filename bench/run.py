@@ -24,8 +24,8 @@ from pathlib import Path
 from bench import memory, profile, report, scenarios, stack
 from bench.cost import cost
 from bench.floor import floor
-from bench.search import search
 from bench.receiver import ReceiverProcess
+from bench.search import search
 
 SIZES = {
     "quick": {
