@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, cast, func, literal, or_, select, update
+from sqlalchemy import Select, any_, cast, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, lazyload
 
@@ -73,22 +73,36 @@ def list_deliveries(session: Session, tenant_id: str, *, limit: int = DEFAULT_LI
     """Newest first; deliveries of deleted subscriptions included (their history).
     `response_status` is a range of codes (both ends included) that the last attempt's
     response status must be in."""
-    statement = (select(Delivery).where(Delivery.tenant_id == tenant_id)
-                 .options(lazyload(Delivery.attempts)))
-    if (events := _events_matching(tenant_id, event_id, payload)) is not None:
-        statement = statement.where(Delivery.event_pk.in_(events))
+    conditions = [Delivery.tenant_id == tenant_id]
     if response_status is not None:
-        statement = statement.where(Delivery.last_response_status.between(*response_status))
+        conditions.append(Delivery.last_response_status.between(*response_status))
     if status is not None:
-        statement = statement.where(Delivery.status == status)
+        conditions.append(Delivery.status == status)
     if event_type is not None:
-        statement = statement.where(Delivery.event_type == event_type)
+        conditions.append(Delivery.event_type == event_type)
     if subscription_id is not None:
-        statement = statement.where(Delivery.subscription_id == subscription_id)
+        conditions.append(Delivery.subscription_id == subscription_id)
     if since is not None:
-        statement = statement.where(Delivery.created_at >= since)
+        conditions.append(Delivery.created_at >= since)
     if until is not None:
-        statement = statement.where(Delivery.created_at < until)
+        conditions.append(Delivery.created_at < until)
+    events = _events_matching(tenant_id, event_id, payload)
+    if events is None:
+        statement = select(Delivery).where(*conditions)
+    else:
+        # The matching events first, then their deliveries by `event_pk`, in a CTE that
+        # PostgreSQL plans on its own; the page sorts what matched. PostgreSQL estimates
+        # that 1 % of events match any `@>` (bodies this wide get no statistics), where an
+        # invoice id matches one: as one query, the page's ORDER BY ... LIMIT led it to walk
+        # the tenant's deliveries newest first testing each one's event, and an IN list to
+        # hash-join them all; both read every delivery of the tenant (1 s, then 25 ms for
+        # 100,000). `= ANY(ARRAY(...))` is one value list, looked up in the index.
+        matched = (select(Delivery.id)
+                   .where(*conditions,
+                          Delivery.event_pk == any_(func.array(events.scalar_subquery())))
+                   .cte("matched").prefix_with("MATERIALIZED"))
+        statement = select(Delivery).where(Delivery.id.in_(select(matched.c.id)))
+    statement = statement.options(lazyload(Delivery.attempts))
     return newest_first(session, statement, Delivery, limit, cursor)
 
 
