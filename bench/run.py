@@ -3,8 +3,9 @@
 Order of a run: the receiver's own capacity; the task floor; throughput of both shapes, each
 right after its ceiling; many ports, many hosts; receivers that answer as across the
 internet; a burst to one slow receiver; latency at steady rates; fan-out; head-of-line
-blocking, in a burst and sustained; slow receivers; the publish API; the cost per delivery
-on the wire; then deliveries until the memory target. One worker (`WORKER_PROCESSES` copies
+blocking, in a burst and sustained; slow receivers; the publish API; a payload search among
+100,000 deliveries; the cost per delivery on the wire; then deliveries until the memory
+target. One worker (`WORKER_PROCESSES` copies
 of the Procfile's line) serves the whole run, so its memory is sampled across all of it.
 Ratios between scenarios are taken at the end, whatever the order of `--only`.
 """
@@ -24,6 +25,7 @@ from bench import memory, profile, report, scenarios, stack
 from bench.cost import cost
 from bench.floor import floor
 from bench.receiver import ReceiverProcess
+from bench.search import search
 
 SIZES = {
     "quick": {
@@ -75,14 +77,15 @@ SCENARIOS = {
     "busy_slow": scenarios.busy_slow,
     "hanging_sustained": scenarios.hanging_sustained,
     "api": scenarios.publish_api,
+    "search": search,
     "cost": cost,
     "memory": memory.reach_target,  # sampled all along; this tops the run up to the target
     "profile": profile.profiled_throughput,  # --profile: an extra run, never a figure
 }
 DEFAULT_SCENARIOS = ("floor", "throughput", "ports", "hosts", "internet", "busy_slow",
-                     "latency", "fanout", "hol", "hanging_sustained", "slow", "api", "cost",
-                     "memory")
-NEEDS_NO_WORKER = {"floor", "api", "cost"}
+                     "latency", "fanout", "hol", "hanging_sustained", "slow", "api", "search",
+                     "cost", "memory")
+NEEDS_NO_WORKER = {"floor", "api", "search", "cost"}
 RESULTS_FILE = stack.RESULTS / "latest.json"
 
 

@@ -179,3 +179,12 @@ def test_manual_retry_that_fails_ends_failed_without_a_new_schedule(client, tena
     assert body["status"] == "failed" and body["next_retry_at"] is None
     assert [a["trigger"] for a in body["attempts"]] == ["automatic", "manual"]
     assert receiver.requests[0].headers["X-Webhook-Attempt"] == "2"
+
+    def searched(response_status: str) -> list[str]:
+        response = client.get(f"{API}/deliveries", headers=tenant["headers"],
+                              query_string={"response_status": response_status})
+        return [delivery["id"] for delivery in response.json["items"]]
+
+    # The status the worker stored for the last attempt is the one searched.
+    assert searched("503") == searched("5xx") == [delivery_id]
+    assert searched("500") == []

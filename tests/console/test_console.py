@@ -166,7 +166,8 @@ def test_edit_disable_enable_and_rotate(page, tenant, tenant_api, receiver):
 
 
 def test_states_and_delivery_filters(page, tenant, tenant_api, receiver, worker):
-    """A failing endpoint, one disabled by a 410 (and why), and the log's filters."""
+    """A failing endpoint, one disabled by a 410 (and why), and the log's filters and
+    search box."""
     replies = {"/ok": Reply(), "/fail": Reply(status=500), "/gone": Reply(status=410),
                "/drop": Reply(raw=lambda stream: None)}  # closed without an answer
     receiver.respond = lambda request: replies[request.path]
@@ -174,7 +175,7 @@ def test_states_and_delivery_filters(page, tenant, tenant_api, receiver, worker)
     failing = tenant_api.subscribe(f"{receiver.base_url}/fail", ["payment.*"])
     gone = tenant_api.subscribe(f"{receiver.base_url}/gone", ["payment.*"])
     dropping = tenant_api.subscribe(f"{receiver.base_url}/drop", ["payment.*"])
-    tenant_api.publish("invoice.created", {"invoice_id": "inv_1"})
+    invoice_event = tenant_api.publish("invoice.created", {"invoice_id": "inv_1"})
     tenant_api.publish("payment.failed", {"payment_id": "pay_1"})
     # Every delivery is final: the failing ones after the (short) retry schedule.
     wait_for(lambda: sorted(d["status"] for d in tenant_api.deliveries()) == [
@@ -211,6 +212,19 @@ def test_states_and_delivery_filters(page, tenant, tenant_api, receiver, worker)
     assert shown(since=hour_ago) == everything
     assert shown(until=hour_ago) == []
     page.wait_text("#deliveries-empty", "No deliveries match.")
+
+    # The search box: payload terms, the last response's status (code or class), event id.
+    assert shown(search="data.payment_id=pay_1") == everything[1:]
+    assert shown(search="response_status=5xx") == [("payment.failed", "failed")]
+    assert shown(search="data.payment_id=pay_1  response_status=410") == \
+        [("payment.failed", "disabled")]
+    assert shown(search=f'event_id={invoice_event} data.invoice_id="inv_1"',
+                 status="success") == [("invoice.created", "success")]
+    assert shown(search="data.invoice_id=inv_1", status="failed") == []
+    shown(search="response_status=6xx")  # refused by the API, which names the parameter
+    page.wait_text("#deliveries-error", "response_status")
+    shown(search="colour=red")  # refused by the page: not a search term
+    page.wait_text("#deliveries-error", '"colour" is not searchable')
 
     assert shown(subscription=dropping["id"]) == [("payment.failed", "failed")]
     page.press("Attempts", "#delivery-table")

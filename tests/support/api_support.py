@@ -43,14 +43,20 @@ def assert_error(response, code: int, field: str | None = None) -> dict:
 
 def seed_deliveries(session, tenant_id: str, subscription_id: str, count: int = 1, *,
                     status: str = "failed", event_type: str = "invoice.created",
-                    attempts: int = 0) -> list[str]:
+                    attempts: int = 0, data: list[dict] | None = None,
+                    metadata: list[dict | None] | None = None) -> list[str]:
     """Deliveries in the given state, written in one transaction (so they share
     created_at), each for its own stored event, with `attempts` failed attempt rows.
+    The events carry `data` and `metadata` (one each per delivery; then `count` is their
+    number), else `{"n": <its index>}` and none.
 
     For read and state-change tests that must not depend on a worker's timing."""
     settings = current_app.config["WEBHOOKS_SETTINGS"]
-    events = [store_event(session, settings, tenant_id, event_type, {"n": n}).event
-              for n in range(count)]
+    data = data or [{"n": n} for n in range(count)]
+    metadata = metadata or [None] * len(data)
+    events = [store_event(session, settings, tenant_id, event_type, event_data,
+                          event_metadata).event
+              for event_data, event_metadata in zip(data, metadata, strict=True)]
     session.flush()
     rows = [{"id": new_id("dlv"), "event_pk": event.id, "subscription_id": subscription_id,
              "tenant_id": tenant_id, "event_type": event_type, "status": status,

@@ -13,7 +13,16 @@ from __future__ import annotations
 import re
 from datetime import UTC
 
-from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_dump,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from webhooks_api.domain.catalogue import EVENT_TYPE_PATTERN
 from webhooks_api.domain.custom_headers import MASK, masked
@@ -21,6 +30,11 @@ from webhooks_api.domain.headers import MAX_CUSTOM_HEADERS
 from webhooks_api.domain.ids import EVENT_ID_PATTERN, ID_PATTERN
 from webhooks_api.domain.json_values import json_value_error, text_error
 from webhooks_api.domain.models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
+from webhooks_api.domain.payload_filters import (
+    MAX_FILTERS,
+    is_payload_parameter,
+    payload_filter,
+)
 from webhooks_api.receivers.circuit import circuit_states
 from webhooks_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -249,16 +263,74 @@ class RotateSecretSchema(Schema):
 
 # Deliveries
 
+class ResponseStatus(fields.String):
+    """`503` (one status code) or `5xx` (a class), loaded as the range of codes it names,
+    both ends included."""
+
+    PATTERN = re.compile(r"[1-5](?:[0-9]{2}|xx)")
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={
+            "pattern": f"^{self.PATTERN.pattern}$",
+            "description": "The response status of the delivery's last attempt: a code "
+                           "(100-599) or a class (1xx-5xx). A last attempt that got no "
+                           "response (timeout, connection error) has none"}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not self.PATTERN.fullmatch(text):
+            raise ValidationError("must be a status code from 100 to 599, or a class "
+                                  "from 1xx to 5xx")
+        if text.endswith("xx"):
+            return int(text[0]) * 100, int(text[0]) * 100 + 99
+        return int(text), int(text)
+
+
+def _query_values(query, name: str) -> list[str]:
+    """Every value of a repeated query parameter (webargs hands the schema a proxy of the
+    request's MultiDict)."""
+    getlist = getattr(query, "getlist", None)
+    return getlist(name) if getlist else [query[name]]
+
+
 class DeliveryQuerySchema(PageQuerySchema):
+    """Filters of a delivery list. The payload filters (`data.<path>`, `metadata.<path>`)
+    are no fields, since any path may follow the prefix: they are set aside before the
+    fields load (so an unknown parameter is still refused) and read from the original
+    query afterwards, into `payload`."""
+
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
     event_type = Text(validate=[validate.Length(max=255), EVENT_TYPE_NAME])
     since = UtcDateTime(metadata={"description": "created at or after (UTC if no offset)"})
     until = UtcDateTime(metadata={"description": "created before"})
+    response_status = ResponseStatus()
+    event_id = Text(validate=validate.Regexp(EVENT_ID_PATTERN, error="not an event id"),
+                    metadata={"description": "The id of the event delivered"})
+
+    @pre_load
+    def _set_payload_filters_aside(self, data, **kwargs):
+        return {name: data[name] for name in data if not is_payload_parameter(name)}
 
     @validates_schema
     def _window(self, data, **kwargs):
         if data.get("since") and data.get("until") and data["since"] >= data["until"]:
             raise ValidationError("must be after since", "until")
+
+    @post_load(pass_original=True)
+    def _payload_filters(self, data, original, **kwargs):
+        filters, errors = [], {}
+        for name in (name for name in original if is_payload_parameter(name)):
+            for value in _query_values(original, name):
+                try:
+                    filters.append(payload_filter(name, value))
+                except ValueError as error:
+                    errors[name] = [str(error)]
+        if len(filters) > MAX_FILTERS:
+            errors.setdefault(filters[MAX_FILTERS].parameter, [
+                f"at most {MAX_FILTERS} data.* and metadata.* filters in one request"])
+        if errors:
+            raise ValidationError(errors)
+        return {**data, "payload": filters}
 
 
 class DeliveryListQuerySchema(DeliveryQuerySchema):

@@ -3,18 +3,31 @@
 A manual re-send (DESIGN.md) is one immediate attempt with trigger `manual`, on a delivery
 in any state: the row is reopened with `manual_pending` set, which makes any automatic
 message still queued for it claim nothing, and the deliver message is sent after commit.
+
+Searching by what was delivered (event id, payload) selects the tenant's events first: the
+payload filters are jsonb containment on the stored body, answered by the GIN index
+`ix_events_body_path` (migration 0011), whose expression `CAST(body AS JSONB)` they repeat.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, any_, cast, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, lazyload
 
 from webhooks_api.domain.ids import ID_PATTERN
-from webhooks_api.domain.models import OPEN_DELIVERY_STATUSES, Delivery, Subscription
+from webhooks_api.domain.models import (
+    OPEN_DELIVERY_STATUSES,
+    Delivery,
+    Event,
+    Subscription,
+    event_body_json,
+)
+from webhooks_api.domain.payload_filters import PayloadFilter
 from webhooks_api.errors import ConflictError, NotFoundError
 from webhooks_api.messaging.enqueue import deliver_message, send_after_commit
 from webhooks_api.messaging.labels import deliver_reprs
@@ -35,23 +48,61 @@ def disable_open_deliveries(session: Session, subscription_id: str) -> int:
     ).rowcount
 
 
+def _events_matching(tenant_id: str, event_id: str | None,
+                     payload: Sequence[PayloadFilter]) -> Select | None:
+    """The ids of the tenant's events with this id and every payload filter met (each by
+    one of its documents), or None when nothing is asked of the event."""
+    body = event_body_json()
+    conditions = [or_(*(body.op("@>")(cast(literal(document), JSONB))
+                        for document in condition.documents))
+                  for condition in payload]
+    if event_id is not None:
+        conditions.append(Event.event_id == event_id)
+    if not conditions:
+        return None
+    return select(Event.id).where(Event.tenant_id == tenant_id, *conditions)
+
+
 def list_deliveries(session: Session, tenant_id: str, *, limit: int = DEFAULT_LIMIT,
                     cursor: str | None = None, status: str | None = None,
                     event_type: str | None = None, subscription_id: str | None = None,
-                    since: datetime | None = None, until: datetime | None = None) -> Page:
-    """Newest first; deliveries of deleted subscriptions included (their history)."""
-    statement = (select(Delivery).where(Delivery.tenant_id == tenant_id)
-                 .options(lazyload(Delivery.attempts)))
+                    since: datetime | None = None, until: datetime | None = None,
+                    response_status: tuple[int, int] | None = None,
+                    event_id: str | None = None,
+                    payload: Sequence[PayloadFilter] = ()) -> Page:
+    """Newest first; deliveries of deleted subscriptions included (their history).
+    `response_status` is a range of codes (both ends included) that the last attempt's
+    response status must be in."""
+    conditions = [Delivery.tenant_id == tenant_id]
+    if response_status is not None:
+        conditions.append(Delivery.last_response_status.between(*response_status))
     if status is not None:
-        statement = statement.where(Delivery.status == status)
+        conditions.append(Delivery.status == status)
     if event_type is not None:
-        statement = statement.where(Delivery.event_type == event_type)
+        conditions.append(Delivery.event_type == event_type)
     if subscription_id is not None:
-        statement = statement.where(Delivery.subscription_id == subscription_id)
+        conditions.append(Delivery.subscription_id == subscription_id)
     if since is not None:
-        statement = statement.where(Delivery.created_at >= since)
+        conditions.append(Delivery.created_at >= since)
     if until is not None:
-        statement = statement.where(Delivery.created_at < until)
+        conditions.append(Delivery.created_at < until)
+    events = _events_matching(tenant_id, event_id, payload)
+    if events is None:
+        statement = select(Delivery).where(*conditions)
+    else:
+        # The matching events first, then their deliveries by `event_pk`, in a CTE that
+        # PostgreSQL plans on its own; the page sorts what matched. PostgreSQL estimates
+        # that 1 % of events match any `@>` (bodies this wide get no statistics), where an
+        # invoice id matches one: as one query, the page's ORDER BY ... LIMIT led it to walk
+        # the tenant's deliveries newest first testing each one's event, and an IN list to
+        # hash-join them all; both read every delivery of the tenant (1 s, then 25 ms for
+        # 100,000). `= ANY(ARRAY(...))` is one value list, looked up in the index.
+        matched = (select(Delivery.id)
+                   .where(*conditions,
+                          Delivery.event_pk == any_(func.array(events.scalar_subquery())))
+                   .cte("matched").prefix_with("MATERIALIZED"))
+        statement = select(Delivery).where(Delivery.id.in_(select(matched.c.id)))
+    statement = statement.options(lazyload(Delivery.attempts))
     return newest_first(session, statement, Delivery, limit, cursor)
 
 

@@ -21,7 +21,15 @@ class Deliveries(MethodView):
     @blp.arguments(DeliveryListQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, DeliveryPageSchema)
     def get(self, **query):
-        """List the tenant's deliveries, newest first, across all subscriptions."""
+        """List the tenant's deliveries, newest first, across all subscriptions.
+
+        Search by what was delivered: besides the parameters below, any parameter named
+        `data.<path>` or `metadata.<path>` keeps the deliveries whose event has that value
+        at that path of its `data` or `metadata` (dots separate nested keys:
+        `?data.customer.id=cus_1`). The value matches as a string and, when it is written
+        as a JSON number, `true`, `false` or `null`, also as that value: `data.amount=100`
+        matches `100` and `"100"`. Paths do not reach into arrays. At most 10 such filters;
+        all filters, of every kind, must match."""
         return service.list_deliveries(db.session, current_tenant_id(), **query)
 
 

@@ -92,7 +92,10 @@ class SubscriptionDeliveries(MethodView):
     @blp.response(200, DeliveryPageSchema)
     @blp.errors(404)
     def get(self, subscription_id, **query):
-        """List one subscription's deliveries, newest first."""
+        """List one subscription's deliveries, newest first.
+
+        Takes the search of `GET /deliveries` too, payload filters (`data.<path>`,
+        `metadata.<path>`) included."""
         return service.list_subscription_deliveries(db.session, current_tenant_id(),
                                                     subscription_id, **query)
 

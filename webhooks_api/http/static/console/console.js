@@ -8,6 +8,8 @@
 // never sends to a server; the API is /api/v1/portal, and what the session may not do
 // (read-only, bound to some subscriptions) is not shown at all.
 
+import { addSearchBox, searchTerms } from "./delivery_search.js";
+
 const API = document.body.dataset.api;
 const PORTAL = document.body.dataset.mode === "portal";
 const PORTAL_TOKEN = PORTAL ? decodeURIComponent(location.hash.slice(1)) : null;
@@ -449,18 +451,20 @@ function deliveryQuery() {
                     subscription_id: $("filter-subscription").value,
                     since: isoOrNull($("filter-since").value), until: isoOrNull($("filter-until").value) };
   for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
+  for (const [name, value] of searchTerms($("filter-search").value)) query.append(name, value);
   return query;
 }
 
 // Only the latest load fills the table: an answer to an older filter that arrives late is
-// dropped. The table is aria-busy while a load is outstanding.
+// dropped. The table is aria-busy while a load is outstanding. A search the page cannot
+// read, like a refusal of the API, is shown above the table.
 async function loadDeliveries(append = false) {
-  const query = deliveryQuery();
-  if (append) query.set("cursor", state.deliveryCursor);
   const load = ++state.deliveryLoads;
   $("delivery-table").setAttribute("aria-busy", "true");
   let page;
   try {
+    const query = deliveryQuery();
+    if (append) query.set("cursor", state.deliveryCursor);
     page = await api("GET", `/deliveries?${query}`);
   } catch (error) {
     if (load !== state.deliveryLoads || error.status === 401) return;
@@ -571,6 +575,7 @@ async function retryDelivery(deliveryId) {
 // Wiring
 
 function start() {
+  addSearchBox($("delivery-filters"));
   if (!PORTAL) {
     $("sign-in-form").addEventListener("submit", signIn);
     $("sign-out").addEventListener("click", () => signOut());
