@@ -24,7 +24,7 @@ from sqlalchemy import event, text
 from bench import stack
 from bench.report import latency_summary
 from bench.workload import EVENT_TYPE, event_data
-from webhooks_api.domain.payload_filters import payload_filter
+from webhooks_api.domain.payload_search import payload_filter
 from webhooks_api.services.deliveries import list_deliveries
 from webhooks_api.services.events import serialize_body
 from webhooks_api.services.tenants import create_api_key

@@ -177,7 +177,7 @@ def event_body_json():
 
 
 # The delivery search's payload filters are containment (`@>`) on the body
-# (webhooks_api.domain.payload_filters); `jsonb_path_ops` indexes each path-to-value, smaller
+# (webhooks_api.domain.payload_search); `jsonb_path_ops` indexes each path-to-value, smaller
 # and faster for `@>` than the default operator class, which also serves key lookups we do
 # not make. The body stays text: the exact bytes sent on every attempt.
 Index("ix_events_body_path", event_body_json().label("body_json"), postgresql_using="gin",

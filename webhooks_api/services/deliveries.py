@@ -27,7 +27,7 @@ from webhooks_api.domain.models import (
     Subscription,
     event_body_json,
 )
-from webhooks_api.domain.payload_filters import PayloadFilter
+from webhooks_api.domain.payload_search import PayloadFilter
 from webhooks_api.errors import ConflictError, NotFoundError
 from webhooks_api.messaging.enqueue import deliver_message, send_after_commit
 from webhooks_api.messaging.labels import deliver_reprs
