@@ -1,5 +1,6 @@
 """CHANGELOG.md's newest release is the version setup.cfg declares (the one the User-Agent
-of every delivery names), and its entries keep Keep a Changelog's form."""
+of every delivery names), and its entries keep Keep a Changelog's form (an `[Unreleased]`
+section on top collects what is not released yet)."""
 
 from __future__ import annotations
 
@@ -20,4 +21,10 @@ def test_the_newest_release_is_setup_cfgs_version():
     setup.read(ROOT / "setup.cfg")
     assert releases[0] == setup["metadata"]["version"]
     assert set(re.findall(r"^### (.+)$", text, re.M)) <= SECTIONS
-    assert len(re.findall(r"^## ", text, re.M)) == len(releases), "every release dated"
+    # Besides the releases, at most one `## [Unreleased]`, above them all (Keep a Changelog).
+    unreleased = re.findall(r"^## \[Unreleased\]$", text, re.M)
+    assert len(unreleased) <= 1
+    if unreleased:
+        assert text.index("## [Unreleased]") < text.index(f"## [{releases[0]}]")
+    assert len(re.findall(r"^## ", text, re.M)) == len(releases) + len(unreleased), \
+        "every release dated"
