@@ -83,12 +83,11 @@ def _segments(path: str) -> list:
 def _at(body, path: str):
     value = body
     for segment in _segments(path):
-        if isinstance(segment, int) and isinstance(value, list) and segment < len(value):
-            value = value[segment]
-        elif isinstance(segment, str) and isinstance(value, dict) and segment in value:
-            value = value[segment]
-        else:
+        indexes = isinstance(segment, int) and isinstance(value, list) and segment < len(value)
+        if not (indexes or isinstance(segment, str) and isinstance(value, dict)
+                and segment in value):
             return MISSING
+        value = value[segment]
     return value
 
 
