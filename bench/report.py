@@ -69,6 +69,7 @@ _ROWS = (
     ("fanout_10k_enqueue_s", "fan-out: every deliver task enqueued", "s"),
     ("fanout_10k_delivered_s", "fan-out: every delivery received", "s"),
     ("fanout_10k_stored_s", "fan-out: every success stored", "s"),
+    ("fanout_10k_filtered_enqueue_s", "fan-out, a filter on each: every task enqueued", "s"),
     ("hol_p99_ms_baseline", "healthy p99, no hanging endpoints", "ms"),
     ("hol_p99_ms_hanging", "healthy p99, 10 % hanging endpoints", "ms"),
     ("hol_p99_ratio", "  ratio", "×"),

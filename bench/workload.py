@@ -8,6 +8,7 @@ has a tenant of its own, so its progress is one indexed count over its deliverie
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bench.stack import wait_until
 from webhooks_api.config import Settings
+from webhooks_api.domain.payload_filters import filter_errors, to_jsonpath
 from webhooks_api.domain.secrets import SecretBox, new_signing_secret
 from webhooks_api.services.tenants import create_tenant
 
@@ -36,8 +38,9 @@ def event_data(seq: int) -> dict:
 
 _INSERT_SUBSCRIPTIONS = text("""
     INSERT INTO subscriptions (id, tenant_id, url, event_types, timeout_seconds,
-                               secret_ciphertext)
-    SELECT id, :tenant_id, url, ARRAY[:event_filter], :timeout_seconds, :secret_ciphertext
+                               secret_ciphertext, filter, filter_jsonpath)
+    SELECT id, :tenant_id, url, ARRAY[:event_filter], :timeout_seconds, :secret_ciphertext,
+           CAST(:payload_filter AS jsonb), CAST(:filter_jsonpath AS jsonpath)
     FROM unnest(CAST(:ids AS text[]), CAST(:urls AS text[])) AS s(id, url)
 """)
 
@@ -54,12 +57,15 @@ class Tenant:
 
 
 def make_tenant(session: Session, settings: Settings, name: str, urls: list[str],
-                timeout_seconds: int = 30) -> Tenant:
-    """A tenant with one subscription to `invoice.*` per URL, inserted in one statement.
+                timeout_seconds: int = 30, payload_filter: dict | None = None) -> Tenant:
+    """A tenant with one subscription to `invoice.*` per URL, inserted in one statement,
+    each with `payload_filter` if given (its jsonpath derived as the API derives it).
 
     Subscriptions are written directly (not through the API): creating 10,000 of them is
     setup, not what is measured. They share one signing secret, encrypted as the API does.
     """
+    if payload_filter is not None and (errors := filter_errors(payload_filter)):
+        raise ValueError(f"not a valid filter: {errors}")
     tenant = Tenant(id=f"bench_{name}_{uuid.uuid4().hex[:6]}", urls=list(urls))
     create_tenant(session, tenant.id)
     tenant.subscription_ids = [f"sub_{uuid.uuid4().hex[:24]}" for _ in urls]
@@ -68,6 +74,8 @@ def make_tenant(session: Session, settings: Settings, name: str, urls: list[str]
         "tenant_id": tenant.id, "ids": tenant.subscription_ids, "urls": urls,
         "event_filter": "invoice.*", "timeout_seconds": timeout_seconds,
         "secret_ciphertext": ciphertext,
+        "payload_filter": None if payload_filter is None else json.dumps(payload_filter),
+        "filter_jsonpath": None if payload_filter is None else to_jsonpath(payload_filter),
     })
     session.commit()
     return tenant

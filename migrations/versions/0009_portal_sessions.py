@@ -2,7 +2,7 @@
 tenant's embedding and branding
 
 Revision ID: 0009_portal_sessions
-Revises: 0007_maintenance_runs
+Revises: 0008_subscription_filter
 Create Date: 2026-12-02 19:00:00
 
 """
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0009_portal_sessions'
-down_revision = '0007_maintenance_runs'
+down_revision = '0008_subscription_filter'
 branch_labels = None
 depends_on = None
 

@@ -43,6 +43,14 @@ def routes(ids: dict) -> list[tuple[str, str, dict | None]]:
         # After the read above: B may register a name A uses, in its own namespace.
         ("POST", f"{API}/events", {"name": evt, "description": "mine"}),
         ("POST", f"{API}/publish", {"event_type": "invoice.created", "data": {}}),
+        ("POST", f"{API}/portal-sessions", {}),
+        ("DELETE", f"{API}/portal-sessions/pss_unknown", None),
+        ("GET", f"{API}/portal-settings", None),
+        ("PATCH", f"{API}/portal-settings", {"title": "taken"}),
+        ("POST", f"{API}/bulk-retries", {"status": "failed", "since": "2026-01-01T00:00:00Z",
+                                         "until": "2026-01-02T00:00:00Z"}),
+        ("GET", f"{API}/bulk-retries/brt_unknown", None),
+        ("POST", f"{API}/bulk-retries/brt_unknown/cancel", None),
     ]
 
 
@@ -81,7 +89,7 @@ def snapshot(session, tenant_id: str) -> dict[str, list]:
 def test_the_route_table_covers_every_documented_operation(client, owned):
     spec = client.get("/openapi.json").json
     documented = {key for key in documented_operations(spec) if key[1].startswith(API)}
-    tabled = {(method, re.sub(r"/(sub|dlv)_\w+|/acme\.secret\.plan", "/{id}", path))
+    tabled = {(method, re.sub(r"/(sub|dlv|pss|brt)_\w+|/acme\.secret\.plan", "/{id}", path))
               for method, path, _ in routes(owned)}
     generic = {(method, re.sub(r"\{\w+\}", "{id}", path)) for method, path in documented}
     assert tabled == generic

@@ -359,3 +359,65 @@ def test_unknown_or_malformed_ids_are_404(client, tenant, path):
                                            headers=tenant["headers"],
                                            **({"json": {}} if method != "get" else {}))
         assert_error(response, 404)
+
+
+# Payload filters (docs/USAGE.md "Payload filters"; the rules: tests/engine/test_payload_filters.py)
+
+LARGE_EUR = {"all": [{"path": "data.amount", "gte": 10000},
+                     {"path": "data.currency", "in": ["EUR", "USD"]}]}
+
+
+def test_a_filter_is_shown_in_detail_list_and_openapi_and_patch_null_removes_it(client,
+                                                                                tenant):
+    created = create_subscription(client, tenant, filter=LARGE_EUR)
+    url = f"{API}/subscriptions/{created['id']}"
+    assert created["filter"] == LARGE_EUR
+    assert client.get(url, headers=tenant["headers"]).json["filter"] == LARGE_EUR
+    listed = client.get(f"{API}/subscriptions", headers=tenant["headers"]).json["items"]
+    assert [item["filter"] for item in listed] == [LARGE_EUR]
+    assert create_subscription(client, tenant)["filter"] is None
+
+    changed = client.patch(url, headers=tenant["headers"],
+                           json={"filter": {"path": "type", "prefix": "invoice."}})
+    assert changed.status_code == 200
+    assert changed.json["filter"] == {"path": "type", "prefix": "invoice."}
+    kept = client.patch(url, headers=tenant["headers"], json={"description": "x"}).json
+    assert kept["filter"] == {"path": "type", "prefix": "invoice."}
+    removed = client.patch(url, headers=tenant["headers"], json={"filter": None})
+    assert removed.status_code == 200 and removed.json["filter"] is None
+
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    for name in ("SubscriptionCreate", "SubscriptionUpdate", "Subscription"):
+        assert "filter" in schemas[name]["properties"], name
+    assert "filter.all[1].gt" in schemas["SubscriptionCreate"]["properties"]["filter"][
+        "description"]
+
+
+BROKEN_FILTERS = [
+    ({"path": "data.amount", "above": 1}, "filter.above"),  # an unknown operator
+    ({"path": "payload.amount", "gte": 1}, "filter.path"),  # a bad path
+    ({"all": [{"path": "data.a", "eq": 1}, {"path": "data.b", "gt": {"n": 1}}]},
+     "filter.all[1].gt"),  # a value of the wrong type for its operator
+    ({"not": {"not": {"not": {"not": {"not": {"not": {"not": {"not": {"not": {
+        "path": "data.a", "exists": True}}}}}}}}}}, "filter" + ".not" * 9),  # too deep
+    ({"path": "data.a", "in": ["x" * 1000] * 5}, "filter"),  # over 4 KiB
+    ({"path": "data.a", "eq": "nul\x00"}, "filter"),  # not storable (the schema's check)
+    (["not", "an", "object"], "filter"),
+]
+
+
+@pytest.mark.parametrize(("payload_filter", "place"), BROKEN_FILTERS)
+def test_a_broken_filter_is_a_422_naming_its_place_on_create_and_patch(
+        client, tenant, session, payload_filter, place):
+    body = {"url": QUIET_URL, "event_types": ["invoice.*"], "filter": payload_filter}
+    assert_error(client.post(f"{API}/subscriptions", headers=tenant["headers"], json=body),
+                 422, place)
+    assert session.scalar(select(Subscription.id)) is None
+
+    created = create_subscription(client, tenant, filter=LARGE_EUR)
+    url = f"{API}/subscriptions/{created['id']}"
+    response = client.patch(url, headers=tenant["headers"],
+                            json={"description": "would change", "filter": payload_filter})
+    assert_error(response, 422, place)
+    after = client.get(url, headers=tenant["headers"]).json
+    assert after["filter"] == LARGE_EUR and after["updated_at"] == created["updated_at"]

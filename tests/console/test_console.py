@@ -137,12 +137,27 @@ def test_edit_disable_enable_and_rotate(page, tenant, tenant_api, receiver):
     page.fill("#subscription-description", "after")
     page.fill("#subscription-events", "invoice.*, payment.failed")
     page.fill("#subscription-timeout", "12")
+    page.fill("#subscription-filter", '{"path": "data.amount", "gt": {"n": 1}}')
+    page.press("Save", "#subscription-form")
+    page.wait_text("#subscription-form-error", "filter.gt")  # the API names the place
+    page.fill("#subscription-filter", '{"path": "data.amount", "gte": 10000}')
     page.press("Save", "#subscription-form")
     page.wait_text(row, "after")
     assert "invoice.*, payment.failed" in page.text(row)
+    shown = page.text(f"{row} small.filter")  # keys in the order PostgreSQL keeps them
+    assert shown.startswith("filter {") and '"path":"data.amount"' in shown
+    assert '"gte":10000' in shown
     stored = tenant_api.subscription(created["id"])
     assert stored["description"] == "after" and stored["timeout_seconds"] == 12
     assert stored["event_types"] == ["invoice.*", "payment.failed"]
+    assert stored["filter"] == {"path": "data.amount", "gte": 10000}
+    page.press("Edit", row)  # the form shows the filter; emptied, it is removed
+    assert '"gte": 10000' in page.element("#subscription-filter").get_attribute("value")
+    page.fill("#subscription-filter", "")
+    page.press("Save", "#subscription-form")
+    page.wait_until(lambda: not page.visible(f"{row} small.filter"),
+                    "the filter gone from the row")
+    assert tenant_api.subscription(created["id"])["filter"] is None
 
     page.press("Disable", row)
     page.wait_text(f"{row} .state", "paused")

@@ -33,6 +33,8 @@ def operation_schema(spec: dict, method: str, path: str, part: str,
     """The JSON Schema of `part` ('request' or 'response' with `status`) of an operation."""
     operation = spec["paths"][path][method]
     body = operation["requestBody"] if part == "request" else operation["responses"][status]
+    if "$ref" in body:  # a shared response (the errors): #/components/responses/NAME
+        body = spec["components"]["responses"][body["$ref"].rsplit("/", 1)[1]]
     schema = body["content"]["application/json"]["schema"]
     return {"allOf": [_as_json_schema(copy.deepcopy(schema))],
             "components": _as_json_schema(copy.deepcopy(spec["components"]))}

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import UserDefinedType
 
 from webhooks_api.extensions import db
 
@@ -44,6 +45,16 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 def _created_at() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class JsonPath(UserDefinedType):
+    """PostgreSQL's `jsonpath`, bound as the text it is: SQLAlchemy's JSONPATH type turns a
+    None into the path `{}` (it is meant for `#>` paths), which is no jsonpath at all."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kwargs) -> str:
+        return "JSONPATH"
 
 
 class Tenant(db.Model):
@@ -78,6 +89,8 @@ class Subscription(db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name="ck_subscriptions_status"),
         CheckConstraint("timeout_seconds BETWEEN 1 AND 300", name="ck_subscriptions_timeout"),
+        CheckConstraint("(filter IS NULL) = (filter_jsonpath IS NULL)",
+                        name="ck_subscriptions_filter_compiled"),
         Index("ix_subscriptions_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_subscriptions_event_types", "event_types", postgresql_using="gin"),
     )
@@ -89,6 +102,10 @@ class Subscription(db.Model):
     url: Mapped[str] = mapped_column(Text, nullable=False)
     event_types: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
+    # The payload filter as the tenant wrote it (webhooks_api.domain.payload_filters), and
+    # the jsonpath predicate derived from it that the fan-out evaluates; both or neither.
+    payload_filter: Mapped[dict | None] = mapped_column("filter", JSONB(none_as_null=True))
+    filter_jsonpath: Mapped[str | None] = mapped_column(JsonPath)
     timeout_seconds: Mapped[int] = mapped_column(Integer, nullable=False, server_default="30")
     # Custom headers, name → Fernet ciphertext of the value (webhooks_api.domain.custom_headers).
     header_ciphertexts: Mapped[dict] = mapped_column(JSONB, nullable=False,

@@ -35,6 +35,7 @@ from webhooks_api.domain.payload_search import (
     is_payload_parameter,
     payload_filter,
 )
+from webhooks_api.domain.payload_filters import MAX_FILTER_BYTES, MAX_FILTER_DEPTH, OPERATORS
 from webhooks_api.receivers.circuit import circuit_states
 from webhooks_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -148,6 +149,26 @@ def _headers(**kwargs) -> fields.Dict:
     )
 
 
+FILTER_DESCRIPTION = (
+    "Only events whose delivered body matches are sent (docs/USAGE.md, \"Payload filters\"). "
+    'A comparison {"path": "data.amount", "gte": 10000} (path: dotted keys from the '
+    "body's top level, digits index an array, \\. a dot inside a key; operators "
+    f"{', '.join(OPERATORS)}), or all / any (arrays of filters) and not (a filter), "
+    f"at most {MAX_FILTER_DEPTH} levels deep and {MAX_FILTER_BYTES} bytes. Types are "
+    "strict (true is not 1, \"10\" is not 10); a missing path matches only ne, nin and "
+    "exists: false. null: every event of the subscribed types. A broken rule answers 422 "
+    "with the place as the key of `errors`, e.g. filter.all[1].gt")
+FILTER_EXAMPLE = {"all": [{"path": "data.amount", "gte": 10000},
+                          {"path": "data.currency", "in": ["EUR", "USD"]}]}
+
+
+def _filter(**kwargs) -> JsonObject:
+    """The shape here (an object PostgreSQL can store); its grammar is checked by the
+    service (webhooks_api.domain.payload_filters), which names the place of each error."""
+    return JsonObject(allow_none=True, metadata={"description": FILTER_DESCRIPTION,
+                                                 "example": FILTER_EXAMPLE}, **kwargs)
+
+
 class SubscriptionUpdateSchema(Schema):
     """PATCH: only the fields sent change."""
 
@@ -160,6 +181,7 @@ class SubscriptionUpdateSchema(Schema):
     is_active = StrictBoolean(metadata={
         "description": "false pauses the subscription; true re-activates a paused or "
                        "disabled one and resets its failure streak"})
+    filter = _filter()
     max_per_second = fields.Integer(
         strict=True, allow_none=True, validate=validate.Range(min=1, max=10000),
         metadata={"description": "Most attempts per second to this endpoint, across all "
@@ -175,6 +197,7 @@ class SubscriptionCreateSchema(SubscriptionUpdateSchema):
     metadata = JsonObject(load_default=dict,
                           metadata={"description": "Free-form object, size-limited"})
     is_active = StrictBoolean(load_default=True)
+    filter = _filter(load_default=None)
     max_per_second = fields.Integer(
         strict=True, allow_none=True, load_default=None,
         validate=validate.Range(min=1, max=10000),
@@ -209,6 +232,8 @@ class SubscriptionSchema(Schema):
     disabled_reason = fields.String(required=True, allow_none=True)
     disabled_at = fields.DateTime(required=True, allow_none=True)
     timeout_seconds = fields.Integer(required=True)
+    filter = fields.Dict(attribute="payload_filter", required=True, allow_none=True,
+                         metadata={"description": "The payload filter; null when none"})
     max_per_second = fields.Integer(required=True, allow_none=True)
     headers = fields.Function(
         lambda subscription: masked(subscription.header_ciphertexts), required=True,

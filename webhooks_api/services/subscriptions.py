@@ -22,6 +22,7 @@ from webhooks_api.domain.headers import header_errors
 from webhooks_api.domain.ids import ID_PATTERN, new_id
 from webhooks_api.domain.json_values import json_size
 from webhooks_api.domain.models import EventType, Subscription
+from webhooks_api.domain.payload_filters import filter_errors, to_jsonpath
 from webhooks_api.domain.secrets import SecretBox, new_signing_secret
 from webhooks_api.domain.ssrf import target_url_errors
 from webhooks_api.errors import InvalidInputError, NotFoundError
@@ -60,7 +61,16 @@ def subscription_errors(session: Session, settings: Settings, tenant_id: str,
         errors["headers"] = bad_headers
     if json_size(fields.get("metadata") or {}) > settings.metadata_max_bytes:
         errors["metadata"] = [f"must be at most {settings.metadata_max_bytes} bytes as JSON"]
+    if fields.get("filter") is not None:  # null: no filter
+        errors.update(filter_errors(fields["filter"]))
     return errors
+
+
+def _set_filter(subscription: Subscription, payload_filter: dict | None) -> None:
+    """The filter and the predicate the fan-out evaluates, always changed together."""
+    subscription.payload_filter = payload_filter
+    subscription.filter_jsonpath = None if payload_filter is None else to_jsonpath(
+        payload_filter)
 
 
 @dataclass(frozen=True)
@@ -78,9 +88,11 @@ def create_subscription(session: Session, settings: Settings, tenant_id: str, *,
                         event_types: list[str], description: str | None = None,
                         timeout_seconds: int = 30, headers: dict | None = None,
                         metadata: dict | None = None, is_active: bool = True,
-                        max_per_second: int | None = None) -> SubscriptionWithSecret:
+                        max_per_second: int | None = None, filter: dict | None = None
+                        ) -> SubscriptionWithSecret:
     errors = subscription_errors(session, settings, tenant_id, {
-        "url": url, "event_types": event_types, "headers": headers, "metadata": metadata})
+        "url": url, "event_types": event_types, "headers": headers, "metadata": metadata,
+        "filter": filter})
     if errors:
         raise InvalidInputError("the subscription is not valid", errors)
     secret = new_signing_secret()
@@ -98,6 +110,7 @@ def create_subscription(session: Session, settings: Settings, tenant_id: str, *,
         max_per_second=max_per_second,
         secret_ciphertext=box.encrypt(secret),
     )
+    _set_filter(subscription, filter)
     session.add(subscription)
     session.commit()
     return SubscriptionWithSecret(subscription=subscription, secret=secret)
@@ -167,6 +180,8 @@ def update_subscription(session: Session, settings: Settings, tenant_id: str,
             _set_active(session, subscription, value)
         elif field == "event_types":
             subscription.event_types = list(dict.fromkeys(value))
+        elif field == "filter":
+            _set_filter(subscription, value)
         elif field == "headers":  # replaced whole: a response never shows the old values
             subscription.header_ciphertexts = encrypt_headers(
                 SecretBox(settings.encryption_keys), value)

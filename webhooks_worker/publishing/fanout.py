@@ -2,9 +2,12 @@
 
 Matching (DESIGN.md "Event types") runs in PostgreSQL: a subscription matches when its
 filter array overlaps the filters that select the event type (`catalogue.filters_matching`),
-served by the GIN index on `subscriptions.event_types`. Paused and deleted subscriptions
-match nothing; disabled ones get `disabled` rows that can be replayed after re-activation.
-Operational events about a subscription never go to that same subscription.
+served by the GIN index on `subscriptions.event_types`, and its payload filter, if it has
+one, holds for the event's body: `body @@ filter_jsonpath`, the predicate
+`domain.payload_filters` derived from it, evaluated in the same INSERT on the body parsed
+once per statement. Paused and deleted subscriptions match nothing; disabled ones get
+`disabled` rows that can be replayed after re-activation. Operational events about a
+subscription never go to that same subscription.
 
 Each matched subscription is locked `FOR KEY SHARE` (what the deliveries' foreign key
 takes on it anyway) so that a pause, a delete or the service's disable, each of which
@@ -32,10 +35,17 @@ from webhooks_api.services.events import NewEvent
 from webhooks_worker.runtime import prepared
 from webhooks_worker.runtime.prepared import Prepared
 
-# The deliveries of the one-row CTE `fanned` (the event's primary key), and their URLs for
-# the messages. One row per delivery, or one row of NULLs when nothing matched; no row at
-# all only when `fanned` is empty (a new event that was not stored).
-_DELIVERIES_OF_FANNED = """
+
+def _deliveries_of_fanned(body: str) -> str:
+    """The deliveries of the one-row CTE `fanned` (the event's primary key), and their URLs
+    for the messages. One row per delivery, or one row of NULLs when nothing matched; no row
+    at all only when `fanned` is empty (a new event that was not stored).
+
+    `body` is the SQL of the event body as jsonb: an uncorrelated subquery, which
+    PostgreSQL evaluates at most once per statement (an InitPlan), not once per
+    subscription.
+    """
+    return """
     inserted AS (
     INSERT INTO deliveries (id, event_pk, subscription_id, tenant_id, event_type, status,
                             next_retry_at)
@@ -49,6 +59,7 @@ _DELIVERIES_OF_FANNED = """
       AND s.status IN ('active', 'disabled')
       AND s.event_types && CAST(:filters AS text[])
       AND s.id <> :excluded_subscription_id
+      AND (s.filter_jsonpath IS NULL OR """ + body + """ @@ s.filter_jsonpath)
     FOR KEY SHARE OF s
     ON CONFLICT ON CONSTRAINT uq_deliveries_event_subscription DO NOTHING
     RETURNING id, status, subscription_id)
@@ -57,13 +68,14 @@ _DELIVERIES_OF_FANNED = """
     LEFT JOIN (inserted JOIN subscriptions s ON s.id = inserted.subscription_id) ON true
 """
 
+
 # A stored event: the deliveries and its `fanned_out_at` in one round trip (a
 # data-modifying CTE runs whether or not the query reads it).
 _FAN_OUT_STORED = Prepared("webhooks_fan_out_stored", """
     WITH marked AS (
     UPDATE events SET fanned_out_at = now() WHERE id = :event_pk AND fanned_out_at IS NULL),
     fanned AS (SELECT CAST(:event_pk AS bigint) AS id),
-""" + _DELIVERIES_OF_FANNED, {
+""" + _deliveries_of_fanned("(SELECT CAST(body AS jsonb) FROM events WHERE id = :event_pk)"), {
     "event_pk": "bigint", "event_type": "text", "tenant_id": "text", "filters": "text[]",
     "excluded_subscription_id": "text"})
 
@@ -78,7 +90,7 @@ _STORE_AND_FAN_OUT = Prepared("webhooks_store_and_fan_out", """
        OR EXISTS (SELECT 1 FROM event_types WHERE id = :custom_type_pk)
     ON CONFLICT ON CONSTRAINT uq_events_tenant_event_id DO NOTHING
     RETURNING id),
-""" + _DELIVERIES_OF_FANNED, {
+""" + _deliveries_of_fanned("(SELECT CAST(:body AS jsonb))"), {
     "event_id": "text", "tenant_id": "text", "event_type": "text", "body": "text",
     "occurred_at": "timestamptz", "custom_type_pk": "bigint", "filters": "text[]",
     "excluded_subscription_id": "text"})

@@ -40,7 +40,8 @@ class Subscriptions(MethodView):
     @blp.arguments(SubscriptionCreateSchema, example={
         "url": "https://example.com/webhooks", "event_types": ["invoice.*", "payment.failed"],
         "description": "Billing events", "timeout_seconds": 30,
-        "headers": {"X-Team": "billing"}, "metadata": {"owner": "billing"}})
+        "headers": {"X-Team": "billing"}, "metadata": {"owner": "billing"},
+        "filter": {"path": "data.amount_due", "gte": 10000}})
     @blp.response(201, SubscriptionWithSecretSchema)
     def post(self, payload):
         """Create a subscription; the response carries its signing secret, once."""
@@ -61,7 +62,8 @@ class SubscriptionById(MethodView):
     @blp.response(200, SubscriptionSchema)
     @blp.errors(404)
     def patch(self, changes, subscription_id):
-        """Change a subscription; is_active pauses it or re-activates it."""
+        """Change a subscription; is_active pauses it or re-activates it, filter null
+        removes its payload filter."""
         return service.update_subscription(
             db.session, current_settings(), current_tenant_id(), subscription_id, changes
         )

@@ -222,7 +222,9 @@ function subscriptionRow(subscription) {
     h("td", {}, h("span", { class: "url" }, subscription.url),
       subscription.description ? h("small", {}, subscription.description) : null,
       h("small", {}, h("code", {}, subscription.id))),
-    h("td", {}, subscription.event_types.join(", ")),
+    h("td", {}, subscription.event_types.join(", "),
+      subscription.filter ? h("small", { class: "filter" }, "filter ",
+        h("code", {}, JSON.stringify(subscription.filter))) : null),
     h("td", { class: "state" }, h("span", { class: `badge ${label}` }, label),
       detail ? h("small", { class: "why" }, detail) : null),
     h("td", {}, sparkline),
@@ -243,20 +245,35 @@ function showSubscriptionForm(subscription) {
   $("subscription-events").value = subscription ? subscription.event_types.join(", ") : "";
   $("subscription-description").value = subscription ? subscription.description || "" : "";
   $("subscription-timeout").value = subscription ? subscription.timeout_seconds : 30;
+  $("subscription-filter").value = subscription && subscription.filter
+    ? JSON.stringify(subscription.filter, null, 2) : "";
   $("subscription-form-error").hidden = true;
   $("subscription-form").hidden = false;
   $("subscription-url").focus();
 }
 
+// An empty box is no filter (null: a PATCH removes it); the API checks the rest and names
+// the place of each mistake (e.g. filter.all[1].gt).
+function filterField() {
+  const text = $("subscription-filter").value.trim();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`The payload filter is not JSON: ${error.message}`);
+  }
+}
+
 async function saveSubscription(event) {
   event.preventDefault();
-  const fields = {
-    url: $("subscription-url").value.trim(),
-    event_types: $("subscription-events").value.split(",").map((name) => name.trim()).filter(Boolean),
-    description: $("subscription-description").value.trim() || null,
-    timeout_seconds: Number($("subscription-timeout").value),
-  };
   try {
+    const fields = {
+      url: $("subscription-url").value.trim(),
+      event_types: $("subscription-events").value.split(",").map((name) => name.trim()).filter(Boolean),
+      description: $("subscription-description").value.trim() || null,
+      timeout_seconds: Number($("subscription-timeout").value),
+      filter: filterField(),
+    };
     if (state.editingId) {
       await api("PATCH", `/subscriptions/${state.editingId}`, fields);
       notify(`Saved ${state.editingId}.`);
