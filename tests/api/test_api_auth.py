@@ -44,13 +44,13 @@ def routes(ids: dict) -> list[tuple[str, str, dict | None]]:
         ("POST", f"{API}/events", {"name": evt, "description": "mine"}),
         ("POST", f"{API}/publish", {"event_type": "invoice.created", "data": {}}),
         ("POST", f"{API}/portal-sessions", {}),
-        ("DELETE", f"{API}/portal-sessions/pss_unknown", None),
+        ("DELETE", f"{API}/portal-sessions/{ids['portal_session']}", None),
         ("GET", f"{API}/portal-settings", None),
         ("PATCH", f"{API}/portal-settings", {"title": "taken"}),
         ("POST", f"{API}/bulk-retries", {"status": "failed", "since": "2026-01-01T00:00:00Z",
                                          "until": "2026-01-02T00:00:00Z"}),
-        ("GET", f"{API}/bulk-retries/brt_unknown", None),
-        ("POST", f"{API}/bulk-retries/brt_unknown/cancel", None),
+        ("GET", f"{API}/bulk-retries/{ids['bulk_retry']}", None),
+        ("POST", f"{API}/bulk-retries/{ids['bulk_retry']}/cancel", None),
     ]
 
 
@@ -62,8 +62,13 @@ def owned(client, tenant, session) -> dict:
     registered = client.post(f"{API}/events", headers=tenant["headers"], json={
         "name": "acme.secret.plan", "description": "A's own type"})
     assert registered.status_code == 201
+    portal_session = client.post(f"{API}/portal-sessions", headers=tenant["headers"], json={})
+    bulk_retry = client.post(f"{API}/bulk-retries", headers=tenant["headers"], json={
+        "status": "failed", "since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"})
+    assert (portal_session.status_code, bulk_retry.status_code) == (201, 202)
     return {"subscription": subscription["id"], "delivery": delivery_id,
-            "event_type": "acme.secret.plan"}
+            "event_type": "acme.secret.plan", "portal_session": portal_session.json["id"],
+            "bulk_retry": bulk_retry.json["id"]}
 
 
 def call(client, method: str, path: str, body: dict | None, headers: dict):
@@ -89,7 +94,8 @@ def snapshot(session, tenant_id: str) -> dict[str, list]:
 def test_the_route_table_covers_every_documented_operation(client, owned):
     spec = client.get("/openapi.json").json
     documented = {key for key in documented_operations(spec) if key[1].startswith(API)}
-    tabled = {(method, re.sub(r"/(sub|dlv|pss|brt)_\w+|/acme\.secret\.plan", "/{id}", path))
+    ids = "|".join(re.escape(object_id) for object_id in owned.values())
+    tabled = {(method, re.sub(rf"(?<=/)({ids})(?=/|$)", "{id}", path))
               for method, path, _ in routes(owned)}
     generic = {(method, re.sub(r"\{\w+\}", "{id}", path)) for method, path in documented}
     assert tabled == generic

@@ -30,12 +30,12 @@ from webhooks_api.domain.headers import MAX_CUSTOM_HEADERS
 from webhooks_api.domain.ids import EVENT_ID_PATTERN, ID_PATTERN
 from webhooks_api.domain.json_values import json_value_error, text_error
 from webhooks_api.domain.models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
+from webhooks_api.domain.payload_filters import MAX_FILTER_BYTES, MAX_FILTER_DEPTH, OPERATORS
 from webhooks_api.domain.payload_search import (
     MAX_FILTERS,
     is_payload_parameter,
     payload_filter,
 )
-from webhooks_api.domain.payload_filters import MAX_FILTER_BYTES, MAX_FILTER_DEPTH, OPERATORS
 from webhooks_api.receivers.circuit import circuit_states
 from webhooks_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
