@@ -24,7 +24,7 @@ from sqlalchemy import event, text
 from bench import stack
 from bench.report import latency_summary
 from bench.workload import EVENT_TYPE, event_data
-from webhooks_api.domain.payload_search import payload_filter
+from webhooks_api.domain.payload_search import payload_match
 from webhooks_api.services.deliveries import list_deliveries
 from webhooks_api.services.events import serialize_body
 from webhooks_api.services.tenants import create_api_key
@@ -87,7 +87,7 @@ def plan(session, tenant_id: str, invoice_id: str) -> list[str]:
     event.listen(engine, "before_cursor_execute", capture)
     try:
         list_deliveries(session, tenant_id,
-                        payload=[payload_filter("data.invoice_id", invoice_id)])
+                        payload=[payload_match("data.invoice_id", invoice_id)])
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     statement, parameters = captured[-1]

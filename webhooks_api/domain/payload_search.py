@@ -1,4 +1,4 @@
-"""Payload filters of the delivery search: `?data.invoice_id=inv_42` as JSON containment.
+"""Payload matches of the delivery search: `?data.invoice_id=inv_42` as JSON containment.
 
 A query parameter named `data.<path>` or `metadata.<path>` asks for the deliveries whose
 event body (DESIGN.md: `{"id", "type", "timestamp", "tenant_id", "data", "metadata"}`)
@@ -8,7 +8,7 @@ holds that value at that path, dots separating the keys of nested objects:
 A query string carries text only, so the value is matched as the string it is and, when it
 is spelled as a JSON number, `true`, `false` or `null`, also as that JSON value:
 `data.amount=100` matches `100`, `100.0` and `"100"`; `data.paid=true` matches `true` and
-`"true"`; `data.invoice_id=inv_42` matches `"inv_42"` only. Each filter is therefore a few
+`"true"`; `data.invoice_id=inv_42` matches `"inv_42"` only. Each match is therefore a few
 JSON documents, any of which the body must contain (PostgreSQL's jsonb `@>`, which a GIN
 index answers). The documents are written here as JSON text, the number as it was typed, so
 PostgreSQL's numeric compares it exactly (no float rounding on the way). Keys that contain
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from webhooks_api.domain.json_values import MAX_DEPTH, text_error
 
 PREFIXES = ("data", "metadata")
-# Filters a request may combine: each is a containment test on the body.
-MAX_FILTERS = 10
+# Matches a request may combine: each is a containment test on the body.
+MAX_MATCHES = 10
 MAX_VALUE_LENGTH = 1024
 # JSON's number grammar (RFC 8259) and its three literals, nothing around them. An exponent
 # of at most three digits keeps every such number within PostgreSQL's numeric.
@@ -34,7 +34,7 @@ _JSON_SCALAR = re.compile(
 
 
 @dataclass(frozen=True)
-class PayloadFilter:
+class PayloadMatch:
     """One `data.…`/`metadata.…` parameter: the body must contain one of `documents`."""
 
     parameter: str
@@ -53,8 +53,8 @@ def _nested(keys: list[str], leaf: str) -> str:
     return document
 
 
-def payload_filter(parameter: str, value: str) -> PayloadFilter:
-    """The filter of one query parameter; ValueError with a message for the client when
+def payload_match(parameter: str, value: str) -> PayloadMatch:
+    """The match of one query parameter; ValueError with a message for the client when
     the name or the value cannot be one."""
     keys = parameter.split(".")
     if not all(keys[1:]):
@@ -69,4 +69,4 @@ def payload_filter(parameter: str, value: str) -> PayloadFilter:
     leaves = [json.dumps(value, ensure_ascii=False)]
     if _JSON_SCALAR.fullmatch(value):
         leaves.append(value)
-    return PayloadFilter(parameter, tuple(_nested(keys, leaf) for leaf in leaves))
+    return PayloadMatch(parameter, tuple(_nested(keys, leaf) for leaf in leaves))

@@ -32,9 +32,9 @@ from webhooks_api.domain.json_values import json_value_error, text_error
 from webhooks_api.domain.models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
 from webhooks_api.domain.payload_filters import MAX_FILTER_BYTES, MAX_FILTER_DEPTH, OPERATORS
 from webhooks_api.domain.payload_search import (
-    MAX_FILTERS,
+    MAX_MATCHES,
     is_payload_parameter,
-    payload_filter,
+    payload_match,
 )
 from webhooks_api.receivers.circuit import circuit_states
 from webhooks_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -333,7 +333,7 @@ class DeliveryQuerySchema(PageQuerySchema):
                     metadata={"description": "The id of the event delivered"})
 
     @pre_load
-    def _set_payload_filters_aside(self, data, **kwargs):
+    def _set_payload_matches_aside(self, data, **kwargs):
         return {name: data[name] for name in data if not is_payload_parameter(name)}
 
     @validates_schema
@@ -342,20 +342,20 @@ class DeliveryQuerySchema(PageQuerySchema):
             raise ValidationError("must be after since", "until")
 
     @post_load(pass_original=True)
-    def _payload_filters(self, data, original, **kwargs):
-        filters, errors = [], {}
+    def _payload_matches(self, data, original, **kwargs):
+        matches, errors = [], {}
         for name in (name for name in original if is_payload_parameter(name)):
             for value in _query_values(original, name):
                 try:
-                    filters.append(payload_filter(name, value))
+                    matches.append(payload_match(name, value))
                 except ValueError as error:
                     errors[name] = [str(error)]
-        if len(filters) > MAX_FILTERS:
-            errors.setdefault(filters[MAX_FILTERS].parameter, [
-                f"at most {MAX_FILTERS} data.* and metadata.* filters in one request"])
+        if len(matches) > MAX_MATCHES:
+            errors.setdefault(matches[MAX_MATCHES].parameter, [
+                f"at most {MAX_MATCHES} data.* and metadata.* filters in one request"])
         if errors:
             raise ValidationError(errors)
-        return {**data, "payload": filters}
+        return {**data, "payload": matches}
 
 
 class DeliveryListQuerySchema(DeliveryQuerySchema):

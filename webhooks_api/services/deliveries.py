@@ -27,7 +27,7 @@ from webhooks_api.domain.models import (
     Subscription,
     event_body_json,
 )
-from webhooks_api.domain.payload_search import PayloadFilter
+from webhooks_api.domain.payload_search import PayloadMatch
 from webhooks_api.errors import ConflictError, NotFoundError
 from webhooks_api.messaging.enqueue import deliver_message, send_after_commit
 from webhooks_api.messaging.labels import deliver_reprs
@@ -49,7 +49,7 @@ def disable_open_deliveries(session: Session, subscription_id: str) -> int:
 
 
 def _events_matching(tenant_id: str, event_id: str | None,
-                     payload: Sequence[PayloadFilter]) -> Select | None:
+                     payload: Sequence[PayloadMatch]) -> Select | None:
     """The ids of the tenant's events with this id and every payload filter met (each by
     one of its documents), or None when nothing is asked of the event."""
     body = event_body_json()
@@ -69,7 +69,7 @@ def list_deliveries(session: Session, tenant_id: str, *, limit: int = DEFAULT_LI
                     since: datetime | None = None, until: datetime | None = None,
                     response_status: tuple[int, int] | None = None,
                     event_id: str | None = None,
-                    payload: Sequence[PayloadFilter] = ()) -> Page:
+                    payload: Sequence[PayloadMatch] = ()) -> Page:
     """Newest first; deliveries of deleted subscriptions included (their history).
     `response_status` is a range of codes (both ends included) that the last attempt's
     response status must be in."""
