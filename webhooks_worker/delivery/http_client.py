@@ -64,11 +64,11 @@ from webhooks_worker.runtime.watchdog import watchdog
 logger = logging.getLogger(__name__)
 
 # Receivers (pinned address, port and TLS name) whose kept-alive connections a process
-# keeps, least recently used first out. urllib3's default of 10 made a worker serving more
-# receivers than that open a new connection (and TLS handshake) for nearly every delivery.
-# Each is an open file while idle: 200, at one or two connections each, stays well inside
-# the usual limit of 1,024 open files per process.
-KEPT_RECEIVERS = 200
+# keeps, least recently used first out. Fewer pools than the receivers a process serves
+# means a new connection (and TLS handshake) for nearly every delivery: urllib3's default
+# of 10, and 200 with the benchmark's 1,000 receivers (docs/decisions/0010). Each idle
+# connection is an open file (docs/operations.md, "Receiver connections").
+KEPT_RECEIVERS = 2000
 # Idle connections kept per receiver. A busy receiver has dozens of a process's deliveries
 # in flight at once (its in-flight window); with urllib3's default of 10 every connection
 # past the tenth was closed on return, and a receiver answering in 200 ms got a new
