@@ -16,7 +16,7 @@ from celery import Celery
 
 from bench import stack
 from bench.proxies import postgres_proxy, redis_proxy
-from bench.workload import make_tenant, publish_burst, wait_attempted
+from bench.workload import SendTask, make_tenant, publish_burst, wait_attempted
 
 
 def _via(url: str, port: int, query: str = "") -> str:
@@ -27,27 +27,11 @@ def _via(url: str, port: int, query: str = "") -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query or parts.query, ""))
 
 
-class _SendTask:
-    """`publish.delay(...)` spelled as `send_task`, over a connection of the publisher's own
-    (CELERY_BROKER_URL in the environment would override the app's `broker_url`)."""
-
-    def __init__(self, app: Celery, broker_url: str):
-        self.app = app
-        self.connection = app.connection_for_write(broker_url)
-
-    def delay(self, *args, **kwargs) -> None:
-        self.app.send_task("webhooks.publish", args=args, kwargs=kwargs,
-                           connection=self.connection)
-
-    def close(self) -> None:
-        self.connection.release()
-
-
 def _per(counter: Counter, deliveries: int, limit: int = 20) -> dict[str, float]:
     return {what: round(count / deliveries, 3) for what, count in counter.most_common(limit)}
 
 
-def _measure_shape(bench, publisher: _SendTask, proxies: dict, name: str, subscriptions: int,
+def _measure_shape(bench, publisher: SendTask, proxies: dict, name: str, subscriptions: int,
                    events: int) -> dict:
     tenant = make_tenant(bench.session, bench.settings, name,
                          [bench.receiver.url(f"{name}-{index}") for index in range(subscriptions)])
@@ -93,7 +77,7 @@ def cost(bench) -> None:
     app.config_from_object("celeryconfig")
     app.conf.update(broker_transport_options={**bench.settings.broker_transport_options,
                                               "global_keyprefix": prefix})
-    publisher = _SendTask(app, _via(bench.env["CELERY_BROKER_URL"],
+    publisher = SendTask(app, _via(bench.env["CELERY_BROKER_URL"],
                                     proxies["publisher_redis"].port))
     worker = stack.start_worker(worker_env, app, log_name="worker-cost")
     try:

@@ -5,7 +5,8 @@ right after its ceiling; many ports, many hosts; receivers that answer as across
 internet; a burst to one slow receiver; latency at steady rates; fan-out; head-of-line
 blocking, in a burst and sustained; slow receivers; the publish API; a payload search among
 100,000 deliveries; the cost per delivery on the wire; then deliveries until the memory
-target. One worker (`WORKER_PROCESSES` copies
+target. `hanging_schedule` (a hanging receiver over its whole retry schedule, 30 times
+faster, about 15 minutes) runs only when `--only` names it. One worker (`WORKER_PROCESSES` copies
 of the Procfile's line) serves the whole run, so its memory is sampled across all of it.
 Ratios between scenarios are taken at the end, whatever the order of `--only`.
 """
@@ -25,6 +26,7 @@ from bench import memory, profile, report, scenarios, stack
 from bench.cost import cost
 from bench.floor import floor
 from bench.receiver import ReceiverProcess
+from bench.schedule import hanging_schedule
 from bench.search import search
 
 SIZES = {
@@ -76,6 +78,8 @@ SCENARIOS = {
     "internet": scenarios.internet,
     "busy_slow": scenarios.busy_slow,
     "hanging_sustained": scenarios.hanging_sustained,
+    # ~15 minutes, with a worker of its own: only when named in --only
+    "hanging_schedule": hanging_schedule,
     "api": scenarios.publish_api,
     "search": search,
     "cost": cost,
@@ -85,7 +89,7 @@ SCENARIOS = {
 DEFAULT_SCENARIOS = ("floor", "throughput", "ports", "hosts", "internet", "busy_slow",
                      "latency", "fanout", "hol", "hanging_sustained", "slow", "api", "search",
                      "cost", "memory")
-NEEDS_NO_WORKER = {"floor", "api", "search", "cost"}
+NEEDS_NO_WORKER = {"floor", "api", "search", "cost", "hanging_schedule"}
 RESULTS_FILE = stack.RESULTS / "latest.json"
 
 
