@@ -6,8 +6,9 @@ internet; a burst to one slow receiver; latency at steady rates; fan-out; head-o
 blocking, in a burst and sustained; slow receivers; the publish API; a payload search among
 100,000 deliveries; the cost per delivery on the wire; then deliveries until the memory
 target. `hanging_schedule` (a hanging receiver over its whole retry schedule, 30 times
-faster, about 15 minutes) runs only when `--only` names it. One worker (`WORKER_PROCESSES` copies
-of the Procfile's line) serves the whole run, so its memory is sampled across all of it.
+faster, about 30 minutes at 10 events/s) runs only when `--only` names it. One worker
+(`WORKER_PROCESSES` copies of the Procfile's line) serves the whole run, so its memory is
+sampled across all of it.
 Ratios between scenarios are taken at the end, whatever the order of `--only`.
 """
 
@@ -78,7 +79,7 @@ SCENARIOS = {
     "internet": scenarios.internet,
     "busy_slow": scenarios.busy_slow,
     "hanging_sustained": scenarios.hanging_sustained,
-    # ~15 minutes, with a worker of its own: only when named in --only
+    # ~30 minutes, with a worker of its own: only when named in --only
     "hanging_schedule": hanging_schedule,
     "api": scenarios.publish_api,
     "search": search,
