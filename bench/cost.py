@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from urllib.parse import urlsplit, urlunsplit
 
-from celery import Celery
-
 from bench import stack
 from bench.proxies import postgres_proxy, redis_proxy
-from bench.workload import SendTask, make_tenant, publish_burst, wait_attempted
+from bench.stack import SendTask
+from bench.workload import make_tenant, publish_burst, wait_attempted
 
 
 def _via(url: str, port: int, query: str = "") -> str:
@@ -65,35 +64,27 @@ def cost(bench) -> None:
     proxies = {"postgres": postgres_proxy(database.port or 5432),
                "worker_redis": redis_proxy(broker.port or 6379),
                "publisher_redis": redis_proxy(broker.port or 6379)}
-    prefix = f"{bench.env['WEBHOOKS_BROKER_KEY_PREFIX']}cost-"
     worker_env = {
-        **bench.env, "WEBHOOKS_BROKER_KEY_PREFIX": prefix,
         "DATABASE_URL": _via(bench.env["DATABASE_URL"], proxies["postgres"].port,
                              "sslmode=disable&gssencmode=disable"),
         "CELERY_BROKER_URL": _via(bench.env["CELERY_BROKER_URL"],
                                   proxies["worker_redis"].port),
     }
-    app = Celery("bench-cost")
-    app.config_from_object("celeryconfig")
-    app.conf.update(broker_transport_options={**bench.settings.broker_transport_options,
-                                              "global_keyprefix": prefix})
-    publisher = SendTask(app, _via(bench.env["CELERY_BROKER_URL"],
-                                    proxies["publisher_redis"].port))
-    worker = stack.start_worker(worker_env, app, log_name="worker-cost")
     try:
-        events = bench.sizes["cost_events"]
-        results = {
-            "1sub": _measure_shape(bench, publisher, proxies, "cost1", 1, events),
-            "100sub": _measure_shape(bench, publisher, proxies, "cost100", 100,
-                                     max(1, events // 100)),
-        }
+        with stack.worker_of_its_own(
+                bench.env, bench.settings.broker_transport_options, "cost",
+                worker_env=worker_env,
+                publisher_url=_via(bench.env["CELERY_BROKER_URL"],
+                                   proxies["publisher_redis"].port)) as (_, worker, publisher):
+            events = bench.sizes["cost_events"]
+            results = {
+                "1sub": _measure_shape(bench, publisher, proxies, "cost1", 1, events),
+                "100sub": _measure_shape(bench, publisher, proxies, "cost100", 100,
+                                         max(1, events // 100)),
+            }
     finally:
-        worker.stop()
-        publisher.close()
-        app.close()
         for proxy in proxies.values():
             proxy.stop()
-        stack.delete_broker_keys(bench.env["CELERY_BROKER_URL"], prefix)
     bench.details["cost"] = {"worker_command": worker.expanded, **results}
     for label, suffix in (("1sub", ""), ("100sub", "_100sub")):
         bench.figures[f"sql_per_delivery{suffix}"] = results[label]["sql_per_delivery"]

@@ -26,72 +26,55 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from celery import Celery
 from sqlalchemy import text
 
 from bench import stack
 from bench.events import ReceivedMessages
-from bench.workload import SendTask, delivery_ids, publish_paced
+from bench.scenarios import SUSTAINED_HANGING, SUSTAINED_TIMEOUT_SECONDS
+from bench.workload import publish_paced
 from webhooks_api.config import DEFAULT_RETRY_SCHEDULE
 
 SCALE = 30
 SCHEDULE = tuple(delay // SCALE for delay in DEFAULT_RETRY_SCHEDULE)
-TIMEOUT_SECONDS = 30 // SCALE  # the default timeout, scaled
-HANGING = 10
+TIMEOUT_SECONDS = SUSTAINED_TIMEOUT_SECONDS // SCALE
 FIRST_HOST = 900  # receiver host addresses no other scenario uses
 
+_UNFINISHED = text("""
+    SELECT count(*) FROM deliveries
+    WHERE tenant_id = :tenant_id AND status IN ('pending', 'retrying')
+""")
 _OUTCOMES = text("""
-    SELECT d.id, d.status, d.attempt_count, d.last_error
-    FROM deliveries d WHERE d.tenant_id = :tenant_id
+    SELECT id, status, attempt_count, last_error FROM deliveries WHERE tenant_id = :tenant_id
 """)
 
 
-def _outcomes(session, tenant_id: str) -> list:
-    rows = session.execute(_OUTCOMES, {"tenant_id": tenant_id}).all()
+def _unfinished(session, tenant_id: str) -> int:
+    count = session.execute(_UNFINISHED, {"tenant_id": tenant_id}).scalar_one()
     session.rollback()  # a fresh snapshot on every poll
-    return rows
-
-
-def _all_final(session, tenant_id: str, deliveries: int) -> bool:
-    rows = _outcomes(session, tenant_id)
-    return len(rows) == deliveries and all(
-        row.status not in ("pending", "retrying") for row in rows)
+    return count
 
 
 def hanging_schedule(bench) -> None:
-    prefix = f"{bench.env['WEBHOOKS_BROKER_KEY_PREFIX']}sched-"
-    worker_env = {**bench.env, "WEBHOOKS_BROKER_KEY_PREFIX": prefix,
-                  "WEBHOOKS_RETRY_SCHEDULE": ",".join(map(str, SCHEDULE))}
-    app = Celery("bench-schedule")
-    app.config_from_object("celeryconfig")
-    app.conf.update(broker_transport_options={**bench.settings.broker_transport_options,
-                                              "global_keyprefix": prefix})
     tenant = bench.tenant("sched", [bench.receiver.hanging_host_url(f"sched-{index}",
                                                                     FIRST_HOST + index)
-                                    for index in range(HANGING)],
+                                    for index in range(SUSTAINED_HANGING)],
                           timeout_seconds=TIMEOUT_SECONDS)
     rate, seconds = bench.sizes["sustained_rate"], bench.sizes["sustained_seconds"]
     events = round(rate * seconds)
-    deliveries = events * HANGING
-    publisher = SendTask(app, bench.env["CELERY_BROKER_URL"])
-    worker = stack.start_worker(worker_env, app, log_name="worker-schedule")
     started = time.monotonic()
-    try:
-        with ReceivedMessages(app) as received:
-            publish_paced(publisher, tenant, rate, events)
-            # The last delivery's schedule ends 850 s after it was made; deferrals and the
-            # attempts' own timeouts may push its last attempt later.
-            stack.wait_until(lambda: _all_final(bench.session, tenant.id, deliveries),
-                             seconds + 3 * sum(SCHEDULE),
-                             "every hanging delivery final", interval=2)
-            counts = received.messages_for(delivery_ids(bench.session, tenant,
-                                                        tenant.subscription_ids))
-    finally:
-        worker.stop()
-        publisher.close()
-        app.close()
-        stack.delete_broker_keys(bench.env["CELERY_BROKER_URL"], prefix)
-    outcomes = _outcomes(bench.session, tenant.id)
+    with stack.worker_of_its_own(
+            bench.env, bench.settings.broker_transport_options, "sched",
+            worker_env={"WEBHOOKS_RETRY_SCHEDULE": ",".join(map(str, SCHEDULE))}
+    ) as (app, worker, publisher), ReceivedMessages(app) as received:
+        publish_paced(publisher, tenant, rate, events)
+        # The last delivery's schedule ends 850 s after it was made; deferrals and the
+        # attempts' own timeouts may push its last attempt later.
+        stack.wait_until(lambda: _unfinished(bench.session, tenant.id) == 0,
+                         seconds + 3 * sum(SCHEDULE), "every hanging delivery final",
+                         interval=2)
+    outcomes = bench.session.execute(_OUTCOMES, {"tenant_id": tenant.id}).all()
+    bench.session.rollback()
+    counts = received.messages_for({row.id for row in outcomes})
     bench.details["hanging_schedule"] = {
         "schedule": SCHEDULE, "timeout_seconds": TIMEOUT_SECONDS, "rate_per_s": rate,
         "seconds": round(time.monotonic() - started, 1), "deliveries": len(outcomes),

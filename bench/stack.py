@@ -20,11 +20,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+from celery import Celery
 
+from webhooks_api.messaging.names import PUBLISH_TASK
 from webhooks_dev.embedded import ensure_database, free_port, reachable, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -350,3 +353,44 @@ def worker_pool(command: str, copies: int = 1) -> dict:
     processes = copies * (int(replicas.group(1)) if replicas else 1)
     return {"pool": pool, "concurrency": per_process, "processes": processes,
             "slots": per_process * processes}
+
+
+class SendTask:
+    """`publish.delay(...)` spelled as `send_task`, over a connection of the publisher's own
+    (CELERY_BROKER_URL in the environment would override the app's `broker_url`)."""
+
+    def __init__(self, app: Celery, broker_url: str):
+        self.app = app
+        self.connection = app.connection_for_write(broker_url)
+
+    def delay(self, *args, **kwargs) -> None:
+        self.app.send_task(PUBLISH_TASK, args=args, kwargs=kwargs,
+                           connection=self.connection)
+
+    def close(self) -> None:
+        self.connection.release()
+
+
+@contextmanager
+def worker_of_its_own(env: Mapping[str, str], transport_options: dict, name: str, *,
+                      worker_env: Mapping[str, str] | None = None,
+                      publisher_url: str | None = None
+                      ) -> Iterator[tuple[Celery, WorkerProcesses, SendTask]]:
+    """A second worker (the Procfile's line) on a broker prefix of its own, with settings or
+    routes the run's worker does not have (`worker_env` over `env`); the Celery app of that
+    prefix (its events, its queues) and a publisher to it (through `publisher_url`, else the
+    broker). Its broker keys are deleted afterwards."""
+    prefix = f"{env['WEBHOOKS_BROKER_KEY_PREFIX']}{name}-"
+    app = Celery(f"bench-{name}")
+    app.config_from_object("celeryconfig")
+    app.conf.update(broker_transport_options={**transport_options, "global_keyprefix": prefix})
+    publisher = SendTask(app, publisher_url or env["CELERY_BROKER_URL"])
+    worker = start_worker({**env, **(worker_env or {}), "WEBHOOKS_BROKER_KEY_PREFIX": prefix},
+                          app, log_name=f"worker-{name}")
+    try:
+        yield app, worker, publisher
+    finally:
+        worker.stop()
+        publisher.close()
+        app.close()
+        delete_broker_keys(env["CELERY_BROKER_URL"], prefix)

@@ -13,7 +13,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -80,22 +79,6 @@ def make_tenant(session: Session, settings: Settings, name: str, urls: list[str]
     })
     session.commit()
     return tenant
-
-
-class SendTask:
-    """`publish.delay(...)` spelled as `send_task`, over a connection of the publisher's own
-    (CELERY_BROKER_URL in the environment would override the app's `broker_url`)."""
-
-    def __init__(self, app: Celery, broker_url: str):
-        self.app = app
-        self.connection = app.connection_for_write(broker_url)
-
-    def delay(self, *args, **kwargs) -> None:
-        self.app.send_task("webhooks.publish", args=args, kwargs=kwargs,
-                           connection=self.connection)
-
-    def close(self) -> None:
-        self.connection.release()
 
 
 def publish_one(publish_task, tenant: Tenant, seq: int) -> None:
