@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.helpers import wait_for
 from webhooks_api.config import load_settings
-from webhooks_api.receivers.window import INITIAL_WINDOW, Slot, Window
+from webhooks_api.receivers.window import INITIAL_WINDOW, STALLED_MS, Slot, Window
 from webhooks_worker.delivery.http_client import HttpResult
 
 
@@ -51,6 +51,17 @@ def test_a_new_receiver_gets_the_initial_window_then_attempts_are_deferred(windo
     assert window.acquire(subscription_id, 30, 0) == 1.0
     assert window.acquire(subscription_id, 30, 3) == 8.0
     assert window.state(subscription_id)["in_flight"] == INITIAL_WINDOW
+
+
+def test_over_the_window_of_a_receiver_never_heard_from_an_attempt_waits_a_timeout(window):
+    subscription_id = f"sub_{uuid.uuid4().hex}"
+    _fill(window, subscription_id, INITIAL_WINDOW)
+    time.sleep(STALLED_MS / 1000)
+    # Its oldest attempt has been in flight for STALLED_MS without an answer: nothing is
+    # learnt before that attempt times out, so the deferral is the subscription's timeout
+    # (a longer doubling still wins).
+    assert window.acquire(subscription_id, 30, 0) == 30.0
+    assert window.acquire(subscription_id, 30, 6) == 64.0
 
 
 def test_the_window_shrinks_on_timeouts_and_grows_back_on_answers(window):

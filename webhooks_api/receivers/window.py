@@ -16,10 +16,12 @@ Over the window an attempt is not made:
   flight younger than `STALLED_MS` or four answer times), the task waits a fraction of an
   answer time and asks again, for at most `WAIT_SECONDS`: a busy healthy receiver is
   limited only by what it takes, not deferred;
-- otherwise it is deferred (no attempt used) by `2^deferrals` seconds, or, while the
-  receiver keeps timing out, by its timeout doubled per timeout in a row; never more than
-  the longest scheduled delay. A delivery to a receiver that keeps hanging is therefore
-  re-sent a handful of times over its whole schedule, not polled.
+- otherwise it is deferred (no attempt used) by `2^deferrals` seconds; by its timeout
+  when it has never answered and its oldest attempt has been in flight for `STALLED_MS`
+  (nothing is learnt about it before that attempt times out); while it keeps timing out,
+  by its timeout doubled per timeout in a row; never more than the longest scheduled
+  delay. A delivery to a receiver that keeps hanging is therefore re-sent a handful of
+  times over its whole schedule, not polled.
 
 State per subscription under the deployment's prefix: `window:<id>` (a hash: `cwnd`,
 `ssthresh`, `timeouts`, `srtt_ms`; forgotten after a week without attempts) and
@@ -76,16 +78,18 @@ if redis.call('ZCARD', KEYS[2]) < math.max(1, math.floor(cwnd)) then
 end
 local timeouts = tonumber(redis.call('HGET', KEYS[1], 'timeouts') or '0')
 local srtt = tonumber(redis.call('HGET', KEYS[1], 'srtt_ms') or '0')
-if timeouts == 0 and srtt > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    local age = now - (tonumber(oldest[2]) - lease)
-    if age < math.max(tonumber(ARGV[7]), 4 * srtt) then
-        return {2, math.floor(math.min(250, math.max(20, srtt / 2)))}
-    end
-end
 local delay = 1000 * 2 ^ math.min(tonumber(ARGV[4]), 30)
 if timeouts > 0 then
     delay = math.max(delay, tonumber(ARGV[5]) * 2 ^ math.min(timeouts - 1, 30))
+else
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    local age = now - (tonumber(oldest[2]) - lease)
+    if srtt > 0 and age < math.max(tonumber(ARGV[7]), 4 * srtt) then
+        return {2, math.floor(math.min(250, math.max(20, srtt / 2)))}
+    end
+    if srtt == 0 and age >= tonumber(ARGV[7]) then
+        delay = math.max(delay, tonumber(ARGV[5]))
+    end
 end
 return {0, math.floor(math.min(delay, tonumber(ARGV[6])))}
 """
