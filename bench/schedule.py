@@ -10,9 +10,10 @@ between those stays as in production. The claim margin needs no scaling: it only
 how long a slot of a killed worker is held, and no worker dies here.
 
 One thing is not scaled. While a receiver has neither answered nor timed out, an attempt
-over its window is put off by 1 s, doubled each time. In production that happens until the
-first 30 s timeout, up to five times; here the first timeout comes after 1 s, so it happens
-at most once. `hanging_sustained` counts those deferrals at full scale, in its messages per
+over its window is put off by 1 s, doubled each time, until the oldest attempt in flight is
+2 s old (`STALLED_MS`), then by the timeout. In production that is at most three deferrals
+(1 s, 2 s, 30 s) before the first 30 s timeout; here the first timeout comes after 1 s, so
+at most one. `hanging_sustained` counts those deferrals at full scale, in its messages per
 hanging delivery.
 
 The load is the hanging part of `hanging_sustained`: 10 subscriptions, each on a receiver of
