@@ -66,7 +66,7 @@ task_default_queue = DELIVER_QUEUE
 task_routes = {
     PUBLISH_TASK: {"queue": PUBLISH_QUEUE},
     DELIVER_TASK: {"queue": DELIVER_QUEUE},
-    ENQUEUE_TASK: {"queue": PUBLISH_QUEUE},
+    ENQUEUE_TASK: {"queue": DELIVER_QUEUE},
     SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},
     PRUNE_TASK: {"queue": MAINTENANCE_QUEUE},
     BULK_RETRY_TASK: {"queue": MAINTENANCE_QUEUE},

@@ -58,10 +58,10 @@ def publish_message(tenant_id: str, event_id: str) -> Message:
 
 def enqueue_message(delivery_ids: list[str], trigger: str) -> Message:
     """Part of a large fan-out, handed to any worker to send (webhooks_worker.publishing.publish):
-    on the publish queue, which workers take before deliveries. Flower shows a count, not
-    the ids."""
+    on the deliver queue, sent ahead of the fan-out's first deliveries, so workers take it
+    before them. Flower shows a count, not the ids."""
     return Message(ENQUEUE_TASK, {"delivery_ids": delivery_ids, "trigger": trigger},
-                   PUBLISH_QUEUE, ("()", repr({"deliveries": len(delivery_ids),
+                   DELIVER_QUEUE, ("()", repr({"deliveries": len(delivery_ids),
                                                "trigger": trigger})))
 
 

@@ -19,5 +19,7 @@ DELIVER_QUEUE = "webhooks.deliver"
 RETRY_QUEUE = "webhooks.retry"
 MAINTENANCE_QUEUE = "webhooks.maintenance"
 # The order a worker consumes in (-Q): on Redis it takes from the first non-empty queue
-# (queue_order_strategy "priority"), so fresh traffic goes first.
-WORKER_QUEUES = (PUBLISH_QUEUE, DELIVER_QUEUE, RETRY_QUEUE, MAINTENANCE_QUEUE)
+# (queue_order_strategy "priority"): first attempts (and the enqueue chunks of a large
+# fan-out, which travel with them), then publishes, then retries
+# (docs/decisions/0014-deliveries-before-publishes.md).
+WORKER_QUEUES = (DELIVER_QUEUE, PUBLISH_QUEUE, RETRY_QUEUE, MAINTENANCE_QUEUE)

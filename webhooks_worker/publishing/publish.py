@@ -69,10 +69,10 @@ def _enqueue(messages: list[Message], tenant_id: str, event_id: str, event_type:
     """Send the deliver messages of a committed fan-out; returns their delivery ids.
 
     A fan-out larger than one chunk sends its first chunk itself and hands the others to
-    `webhooks.enqueue` tasks on the publish queue, which free workers take before any
-    delivery: building messages is CPU-bound (~0.12 ms each), so several processes enqueue
-    10,000 faster than one whose CPU the first deliveries already share
-    (docs/decisions/0005-batched-enqueue.md).
+    `webhooks.enqueue` tasks, sent ahead of that chunk on the deliver queue, so free workers
+    take them before its deliveries: building messages is CPU-bound (~0.12 ms each), so
+    several processes enqueue 10,000 faster than one whose CPU the first deliveries already
+    share (docs/decisions/0005-batched-enqueue.md).
     """
     handed = [enqueue_message([m.kwargs["delivery_id"] for m in chunk], chunk[0].kwargs["trigger"])
               for chunk in chunks(messages[CHUNK_MESSAGES:])]
