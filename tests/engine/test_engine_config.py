@@ -83,9 +83,11 @@ def test_the_running_worker_has_the_safe_settings(app, worker, test_env):
         assert set(conf["task_routes"]) == {"webhooks.publish", "webhooks.deliver",
                                             "webhooks.enqueue", SWEEP_TASK, PRUNE_TASK,
                                             BULK_RETRY_TASK}
-        # First attempts and retries on queues of their own, fresh ones taken first on Redis.
+        # First attempts, publishes and retries on queues of their own, taken in that order
+        # on Redis; a large fan-out's enqueue chunks travel with its first attempts.
         assert [queue["name"] for queue in conf["task_queues"]] == [
-            "webhooks.publish", "webhooks.deliver", "webhooks.retry", "webhooks.maintenance"]
+            "webhooks.deliver", "webhooks.publish", "webhooks.retry", "webhooks.maintenance"]
+        assert conf["task_routes"]["webhooks.enqueue"]["queue"] == "webhooks.deliver"
         assert conf["broker_transport_options"]["queue_order_strategy"] == "priority"
         sweep_entry = conf["beat_schedule"]["sweep"]
         assert sweep_entry["task"] == SWEEP_TASK and sweep_entry["options"]["expires"] > 0
