@@ -7,6 +7,7 @@ import pytest
 from celery.app.defaults import NAMESPACES, flatten
 
 import celeryconfig
+from tests.support.doc_checks import procfile_worker
 from webhooks_api.config import (
     DEFAULT_RETRY_SCHEDULE,
     MAX_TIMEOUT_SECONDS,
@@ -15,7 +16,7 @@ from webhooks_api.config import (
     load_settings,
     protections_without_redis,
 )
-from webhooks_api.messaging.names import BULK_RETRY_TASK, PRUNE_TASK, SWEEP_TASK
+from webhooks_api.messaging.names import BULK_RETRY_TASK, PRUNE_TASK, SWEEP_TASK, WORKER_QUEUES
 
 SETTING_NAMES = [name for name, value in vars(celeryconfig).items()
                  if not name.startswith("_") and name.islower() and not callable(value)
@@ -65,6 +66,12 @@ def test_the_protections_keep_their_state_in_the_broker_redis_unless_another_is_
         **rabbitmq, "WEBHOOKS_RATE_LIMIT": "off", "WEBHOOKS_IN_FLIGHT_WINDOW": "off"})) == []
     with pytest.raises(ConfigError, match="WEBHOOKS_REDIS_URL must be a Redis URL"):
         load_settings({**rabbitmq, "WEBHOOKS_REDIS_URL": "amqp://guest:secret@host/"})
+
+
+def test_the_procfile_worker_takes_its_queues_in_the_order_the_suite_runs():
+    """The suite's workers consume `WORKER_QUEUES`; on Redis the order is the priority
+    (queue_order_strategy "priority"), so the Procfile's line must name them in that order."""
+    assert procfile_worker()["-Q"] == ",".join(WORKER_QUEUES)
 
 
 def test_the_running_worker_has_the_safe_settings(app, worker, test_env):

@@ -170,6 +170,11 @@ def test_a_fan_out_of_several_pipelines_is_delivered_and_shown_with_its_labels(
                      for d in deliveries}
     by_sender = Counter(task["parent_id"] for task in deliver_tasks.values())
     assert by_sender[publish_task["uuid"]] == CHUNK_MESSAGES
+    # The enqueue tasks travel ahead of the publish task's own 500 on the deliver queue, so
+    # the worker took them first and their chunks were sent while those 500 ran.
+    first_chunk = [task["received"] for task in deliver_tasks.values()
+                   if task["parent_id"] == publish_task["uuid"]]
+    assert max(task["received"] for task in enqueue_tasks) < min(first_chunk)
 
 
 def test_flower_api_needs_the_configured_password(test_env, worker, flower):

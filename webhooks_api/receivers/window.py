@@ -86,8 +86,7 @@ else
     local age = now - (tonumber(oldest[2]) - lease)
     if srtt > 0 and age < math.max(tonumber(ARGV[7]), 4 * srtt) then
         return {2, math.floor(math.min(250, math.max(20, srtt / 2)))}
-    end
-    if srtt == 0 and age >= tonumber(ARGV[7]) then
+    elseif srtt == 0 and age >= tonumber(ARGV[7]) then
         delay = math.max(delay, tonumber(ARGV[5]))
     end
 end
