@@ -26,6 +26,18 @@ def latency_summary(latencies_s: list[float]) -> dict:
             "max_ms": ms(max(latencies_s, default=None))}
 
 
+def slowest_arrivals(records: list[tuple[float, str]], published: dict[str, float],
+                     share: float = 0.02) -> list[dict]:
+    """The slowest `share` of arrivals, each with when its event was published (seconds
+    after the first): a stall shows as a run of neighbours, a cold start as the first."""
+    first = min(published.values(), default=0.0)
+    timed = sorted(((arrived - published[event_id], published[event_id] - first)
+                    for arrived, event_id in records if event_id in published), reverse=True)
+    return [{"published_at_s": round(at, 2), "ms": round(1000 * latency, 1)}
+            for latency, at in sorted(timed[:max(1, int(len(timed) * share))],
+                                      key=lambda pair: pair[1])]
+
+
 def arrival_latencies(records: list[tuple[float, str]], published: dict[str, float]
                       ) -> list[float]:
     """Arrival minus publish time (both CLOCK_MONOTONIC) of every request of these events."""
@@ -62,6 +74,8 @@ _ROWS = (
     ("machine_cpu_ms_per_delivery_100sub", "whole machine CPU per delivery, 100 subs", "ms"),
     ("latency_p50_ms", "publish → receive p50 at 50 events/s", "ms"),
     ("latency_p99_ms", "publish → receive p99 at 50 events/s", "ms"),
+    ("latency_disk_fdatasync_max_ms", "  disk: slowest 8 KiB fdatasync in that run", "ms"),
+    ("latency_disk_stalls", "  disk: fdatasyncs over 10 ms in that run", ""),
     ("latency_200_p50_ms", "publish → receive p50 at 200 events/s", "ms"),
     ("latency_200_p99_ms", "publish → receive p99 at 200 events/s", "ms"),
     ("fanout_subscriptions", "fan-out: subscriptions", ""),

@@ -15,10 +15,16 @@ import requests
 
 from bench import stack
 from bench.ceiling import run_ceiling
+from bench.disk import FsyncProbe, probe_directory
 from bench.events import ReceivedMessages
 from bench.loadgen import measure_receiver
 from bench.receiver import RECEIVER_PORTS, SLOW_SECONDS
-from bench.report import arrival_latencies, latency_summary, missing_latencies
+from bench.report import (
+    arrival_latencies,
+    latency_summary,
+    missing_latencies,
+    slowest_arrivals,
+)
 from bench.workload import (
     EVENT_TYPE,
     Tenant,
@@ -268,17 +274,23 @@ def latency(bench: Bench) -> None:
         tenant = bench.tenant(f"lat{rate}", bench.urls(f"lat{rate}", 1))
         count = int(rate * bench.sizes["latency_seconds"])
         bench.receiver.reset()
-        achieved = publish_paced(bench.publish, tenant, rate, count)
-        wait_attempted(bench.session, tenant, count, bench.drain_timeout(count))
-        summary = latency_summary(arrival_latencies(bench.receiver.records(),
-                                                    tenant.published))
+        with FsyncProbe(probe_directory(bench.session)) as disk:
+            achieved = publish_paced(bench.publish, tenant, rate, count)
+            wait_attempted(bench.session, tenant, count, bench.drain_timeout(count))
+        records = bench.receiver.records()
+        summary = latency_summary(arrival_latencies(records, tenant.published))
         results[str(rate)] = {"rate_per_s": rate, "achieved_publish_rate": round(achieved, 1),
-                              "events": count, **summary}
+                              "events": count, **summary,
+                              "slowest": slowest_arrivals(records, tenant.published),
+                              "disk_fdatasync": disk.summary()}
     bench.details["latency"] = results
     for rate, prefix in ((50, "latency"), (200, "latency_200")):
         if str(rate) in results:
             bench.figures[f"{prefix}_p50_ms"] = results[str(rate)]["p50_ms"]
             bench.figures[f"{prefix}_p99_ms"] = results[str(rate)]["p99_ms"]
+    if disk := results.get("50", {}).get("disk_fdatasync", {}).get("max_ms"):
+        bench.figures["latency_disk_fdatasync_max_ms"] = disk
+        bench.figures["latency_disk_stalls"] = len(results["50"]["disk_fdatasync"]["stalls"])
 
 
 def _deliver_messages_enqueued(client: redis.Redis, prefix: str) -> int:
