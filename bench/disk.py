@@ -4,7 +4,7 @@ latency run goes on: the floor under that run's p99.
 Every event is stored, claimed and recorded by statements that commit, and each commit
 waits for PostgreSQL's WAL to reach the disk (`fdatasync`). When the disk stalls, every
 backend's commit waits for it at once: on the 2-core machine of docs/benchmark.md an 8 KiB
-`fdatasync` took 0.4–0.6 ms at the median and 75–300 ms once every 10–20 s, and
+`fdatasync` took 0.4–0.7 ms at the median and 75–300 ms once every 10–20 s, and
 PostgreSQL's statement log showed all statements in flight finishing in the same
 millisecond after such a stall. At 50 events/s a 150 ms stall delays about eight events,
 more than 1 % of a 10 s run: the p99 is then the disk's, not the worker's. This probe

@@ -33,9 +33,9 @@ def slowest_arrivals(records: list[tuple[float, str]], published: dict[str, floa
     first = min(published.values(), default=0.0)
     timed = sorted(((arrived - published[event_id], published[event_id] - first)
                     for arrived, event_id in records if event_id in published), reverse=True)
+    slowest = sorted(timed[:max(1, int(len(timed) * share))], key=lambda pair: pair[1])
     return [{"published_at_s": round(at, 2), "ms": round(1000 * latency, 1)}
-            for latency, at in sorted(timed[:max(1, int(len(timed) * share))],
-                                      key=lambda pair: pair[1])]
+            for latency, at in slowest]
 
 
 def arrival_latencies(records: list[tuple[float, str]], published: dict[str, float]

@@ -270,11 +270,12 @@ def ratios(bench: Bench) -> None:
 def latency(bench: Bench) -> None:
     """publish → receive at steady rates, one subscription (one delivery per event)."""
     results = {}
+    disk_directory = probe_directory(bench.session)
     for rate in bench.sizes["latency_rates"]:
         tenant = bench.tenant(f"lat{rate}", bench.urls(f"lat{rate}", 1))
         count = int(rate * bench.sizes["latency_seconds"])
         bench.receiver.reset()
-        with FsyncProbe(probe_directory(bench.session)) as disk:
+        with FsyncProbe(disk_directory) as disk:
             achieved = publish_paced(bench.publish, tenant, rate, count)
             wait_attempted(bench.session, tenant, count, bench.drain_timeout(count))
         records = bench.receiver.records()
@@ -288,9 +289,10 @@ def latency(bench: Bench) -> None:
         if str(rate) in results:
             bench.figures[f"{prefix}_p50_ms"] = results[str(rate)]["p50_ms"]
             bench.figures[f"{prefix}_p99_ms"] = results[str(rate)]["p99_ms"]
-    if disk := results.get("50", {}).get("disk_fdatasync", {}).get("max_ms"):
-        bench.figures["latency_disk_fdatasync_max_ms"] = disk
-        bench.figures["latency_disk_stalls"] = len(results["50"]["disk_fdatasync"]["stalls"])
+    disk_at_50 = results.get("50", {}).get("disk_fdatasync", {})
+    if disk_at_50.get("samples"):
+        bench.figures["latency_disk_fdatasync_max_ms"] = disk_at_50["max_ms"]
+        bench.figures["latency_disk_stalls"] = len(disk_at_50["stalls"])
 
 
 def _deliver_messages_enqueued(client: redis.Redis, prefix: str) -> int:
