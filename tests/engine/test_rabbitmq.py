@@ -190,6 +190,9 @@ def test_any_one_protection_on_without_a_redis_is_refused(protection):
 
 HELD, FAILING, LIMITED = "/held", "/failing", "/limited"
 HELD_EVENTS, LIMITED_EVENTS, FAILING_EVENTS = INITIAL_WINDOW + 2, 4, 2
+# The held receiver's timeout: the deferral of a receiver that never answered. It is held
+# for the rate limit's 3 s and the breaker's opening (about 4 s in all), well within it.
+HELD_TIMEOUT_SECONDS = 15
 
 
 def test_breaker_rate_limit_and_window_hold_on_rabbitmq_with_webhooks_redis_url(
@@ -209,7 +212,8 @@ def test_breaker_rate_limit_and_window_hold_on_rabbitmq_with_webhooks_redis_url(
         return Reply(500 if request.path == FAILING else 200)
 
     receiver.respond = respond
-    held = create_subscription(client, tenant, receiver.base_url + HELD, ["user.login"])
+    held = create_subscription(client, tenant, receiver.base_url + HELD, ["user.login"],
+                               timeout_seconds=HELD_TIMEOUT_SECONDS)
     failing = create_subscription(client, tenant, receiver.base_url + FAILING,
                                   ["invoice.payment_failed"])
     create_subscription(client, tenant, receiver.base_url + LIMITED, ["invoice.paid"],
