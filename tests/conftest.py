@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
@@ -147,10 +150,25 @@ def start_worker_process(test_env: dict[str, str], extra_env: dict[str, str] | N
          "worker", "--pool=gevent", f"--concurrency={concurrency}", "--loglevel=INFO",
          "--without-gossip", "--without-mingle",
          "-Q", ",".join(WORKER_QUEUES),
-         "-n", f"test-{uuid.uuid4().hex[:6]}@%h", *(extra_args or [])],
+         "-n", f"test-{uuid.uuid4().hex[:6]}@{socket.gethostname()}", *(extra_args or [])],
         env=env, cwd=ROOT, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def node_name(worker: subprocess.Popen) -> str:
+    """The Celery node name a worker of `start_worker_process` answers as."""
+    return worker.args[worker.args.index("-n") + 1]
+
+
+def answers_ping(client: Celery, worker: subprocess.Popen) -> bool:
+    """Whether `worker` answers a ping. Asked by its name, its reply ends the wait (a
+    broadcast ping waits its whole timeout for other nodes). A connection the broker
+    dropped (it was just restarted) is a "not yet"."""
+    try:
+        return bool(client.control.ping(destination=[node_name(worker)], timeout=0.5))
+    except (OSError, redis.RedisError):
+        return False
 
 
 @contextlib.contextmanager
@@ -176,17 +194,12 @@ def beat_process(env: dict[str, str], directory: Path, log_path: Path,
         stop_group(process)
 
 
-def wait_until_ready(app, timeout: float = 60.0) -> None:
-    celery = app.extensions["celery"]
-    wait_for(lambda: celery.control.ping(timeout=0.5), timeout=timeout,
-             message="the worker to answer a ping")
-
-
 @pytest.fixture(scope="session")
 def worker(app, test_env):
     process = start_worker_process(test_env)
     try:
-        wait_until_ready(app)
+        wait_for(lambda: answers_ping(app.extensions["celery"], process), timeout=60,
+                 message="the worker to answer a ping")
         yield process
     finally:
         process.terminate()

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.conftest import VAR, WORKER_CONCURRENCY, start_worker_process
+from tests.conftest import VAR, WORKER_CONCURRENCY, node_name, start_worker_process
 from tests.support import processes
 from tests.support.engine_support import create_subscription, execute, new_prefix, publish_via_api
 from tests.support.helpers import wait_for
@@ -250,10 +250,9 @@ def test_flower_and_inspect_show_the_pool_its_concurrency_and_deliveries_in_flig
         wait_for(lambda: len(receiver.posts("/held")) == 3, timeout=30,
                  message="three attempts in flight")
         in_flight = {post.headers["X-Webhook-Delivery-Id"] for post in receiver.posts("/held")}
-        node = worker.args[worker.args.index("-n") + 1].split("@")[0]
         inspect = app.extensions["celery"].control.inspect(timeout=5)
         [(name, stats)] = [(name, stats) for name, stats in inspect.stats().items()
-                           if name.startswith(node)]
+                           if name == node_name(worker)]
         assert stats["pool"]["implementation"].endswith("gevent:TaskPool")
         assert stats["pool"]["max-concurrency"] == WORKER_CONCURRENCY
         active = {task["kwargs"]["delivery_id"]

@@ -11,7 +11,7 @@ import time
 import redis.connection
 import redis.utils
 
-from tests.conftest import VAR
+from tests.conftest import VAR, node_name
 from tests.support.helpers import wait_for
 from tests.support.processes import web
 from webhooks_api.heap import freeze_start_up_heap
@@ -29,10 +29,9 @@ def _full_collection_seconds(rounds: int = 3) -> float:
 
 
 def test_the_session_worker_froze_its_start_up_objects(app, worker):
-    # The session worker's node is named by its `-n test-xxxxxx@%h`.
-    base = worker.args[worker.args.index("-n") + 1].split("@")[0]
+    node = node_name(worker)
     nodes = {name for reply in app.extensions["celery"].control.ping(timeout=1)
-             for name in reply if name.startswith(base)}
+             for name in reply if name == node}
     assert len(nodes) == 1, nodes
     frozen = {node: int(count) for node, count in
               _FROZEN.findall((VAR / "test-worker.log").read_text(errors="replace"))}

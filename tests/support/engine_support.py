@@ -23,7 +23,7 @@ import redis
 from celery import Celery
 from sqlalchemy import select, text
 
-from tests.conftest import VAR, start_worker_process
+from tests.conftest import VAR, answers_ping, start_worker_process
 from tests.support.helpers import wait_for
 from tests.support.processes import stop_group
 from webhooks_api.config import load_settings
@@ -116,7 +116,7 @@ def isolated_worker(test_env: dict[str, str], extra_env: dict[str, str] | None =
                                    wrapper=wrapper, log_path=ISOLATED_LOG)
     worker = IsolatedWorker(process, client, env)
     try:
-        wait_for(lambda: process.poll() is not None or client.control.ping(timeout=0.5),
+        wait_for(lambda: process.poll() is not None or answers_ping(client, process),
                  timeout=90, message="the isolated worker to answer a ping")
         assert process.poll() is None, "the isolated worker exited; see var/*.log"
         yield worker

@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
 import requests
 from celery import Celery
 
-from tests.conftest import ROOT, VAR, beat_process, start_worker_process
+from tests.conftest import ROOT, VAR, answers_ping, beat_process, start_worker_process
 from tests.support.engine_support import celery_client
 from tests.support.helpers import wait_for
 from tests.support.processes import stop_group
@@ -76,21 +75,13 @@ def worker(env: dict[str, str], name: str, concurrency: int = 2,
         if beat_dir:
             beat.enter_context(beat_process(env, beat_dir, log_path))
         try:
-            wait_for(lambda: process.poll() is not None or _answers_ping(running.client),
+            wait_for(lambda: process.poll() is not None or answers_ping(running.client, process),
                      timeout=90, message=f"worker {name} to answer a ping")
             assert process.poll() is None, running.log_text()
             yield running
         finally:
             stop_group(process)
             running.client.close()
-
-
-def _answers_ping(client: Celery) -> bool:
-    """A connection the broker dropped (it was just restarted) is a "not yet"."""
-    try:
-        return bool(client.control.ping(timeout=0.5))
-    except (OSError, redis.RedisError):
-        return False
 
 
 class PrivatePostgres:
