@@ -13,6 +13,7 @@ import ssl
 import time
 
 import pytest
+from urllib3.exceptions import ProtocolError
 
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.engine_support import (
@@ -240,3 +241,18 @@ def test_a_proxy_that_never_answers_the_connect_ends_at_the_deadline(receiver):
     assert result.error_class == "timeout" and result.status_code is None
     assert 1 <= elapsed < 2.5
     assert receiver.requests == []
+
+
+def test_a_failure_once_the_deadline_has_passed_is_a_timeout_before_the_watchdog_runs():
+    """The socket's own timeout and the watchdog's expiry come at the same moment. Inside a
+    tunnel urllib3 reports the first as a dropped connection; on a loaded machine it was
+    classified before the watchdog's thread ran, and the silent proxy above was once
+    recorded as a `connection_error`. Once the time is up, the attempt is a timeout."""
+    dropped = ProtocolError("Connection aborted.", TimeoutError("timed out"))
+    passed = http_client._Deadline(0.01)  # never given to the watchdog: it stays unexpired
+    time.sleep(0.02)
+    assert not passed.expired
+    assert http_client._classify(dropped, passed, 1) == (
+        "timeout", "no complete response within 1 s")
+    # Before its time the same failure is the connection's.
+    assert http_client._classify(dropped, http_client._Deadline(60), 1)[0] == "connection_error"

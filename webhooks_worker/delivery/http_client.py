@@ -158,6 +158,13 @@ class _Deadline:
             raise error
         return result
 
+    @property
+    def passed(self) -> bool:
+        """The time is up, whether or not the watchdog has run yet. A socket's own timeout
+        fires at the same moment, and inside a proxy's tunnel urllib3 reports it as a
+        dropped connection; an attempt that fails then failed by running out of time."""
+        return self.expired or time.monotonic() >= self._ends
+
     def expire(self) -> None:
         with self._lock:
             if self.finished:
@@ -328,7 +335,7 @@ def _storable(text: str) -> str:
 def _classify(error: Exception, deadline: _Deadline, timeout_seconds: float) -> tuple[str, str]:
     # NewConnectionError is a ConnectTimeoutError too (urllib3 keeps that for history); a
     # refused connection is not a timeout.
-    if deadline.expired or (isinstance(error, HTTPTimeoutError)
+    if deadline.passed or (isinstance(error, HTTPTimeoutError)
                             and not isinstance(error, NewConnectionError)):
         return "timeout", f"no complete response within {timeout_seconds:g} s"
     if isinstance(error, ForbiddenAddressError):
