@@ -251,8 +251,8 @@ def test_flower_and_inspect_show_the_pool_its_concurrency_and_deliveries_in_flig
                  message="three attempts in flight")
         in_flight = {post.headers["X-Webhook-Delivery-Id"] for post in receiver.posts("/held")}
         inspect = app.extensions["celery"].control.inspect(timeout=5)
-        [(name, stats)] = [(name, stats) for name, stats in inspect.stats().items()
-                           if name == node_name(worker)]
+        name = node_name(worker)
+        stats = inspect.stats()[name]
         assert stats["pool"]["implementation"].endswith("gevent:TaskPool")
         assert stats["pool"]["max-concurrency"] == WORKER_CONCURRENCY
         active = {task["kwargs"]["delivery_id"]

@@ -92,10 +92,10 @@ class TunnelledConnection:
             raise EgressProxyError(f"could not connect to the egress proxy: {reason}") from error
 
     def _tunnel(self):
+        """A proxy that has not answered by the attempt's deadline fails here too; the
+        client classifies any failure once that time has passed as a timeout."""
         try:
             super()._tunnel()
-        except TimeoutError:  # the socket's own timeout: a timeout, not a refusal
-            raise
         except (OSError, HTTPException) as error:  # a status other than 200, a hang-up
             raise EgressProxyError(f"the egress proxy opened no tunnel to "
                                    f"{authority(*self._checked)}: {error}") from error
