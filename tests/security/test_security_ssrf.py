@@ -6,6 +6,7 @@ followed. One rule (webhooks_api.domain.ssrf) decides in both places."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
 from hypothesis import given
@@ -25,7 +26,7 @@ from tests.support.security_support import (
     stored_delivery_ids,
 )
 from webhooks_api.domain.models import Delivery, DeliveryAttempt
-from webhooks_api.domain.ssrf import is_forbidden_address
+from webhooks_api.domain.ssrf import is_forbidden_address, resolve
 from webhooks_worker.delivery import http_client
 from webhooks_worker.delivery.attempt import attempt_delivery
 
@@ -198,6 +199,32 @@ def test_client_refuses_forbidden_host_before_connecting(monkeypatch, host):
                        f"http://{host}:9/hook", b"{}", {}, timeout_seconds=5)
     assert (result.error_class, result.status_code) == ("forbidden_address", None)
     assert guard.refused == []
+
+
+@given(_any_address)
+def test_an_address_resolves_to_what_the_c_library_reads(address):
+    host = str(address)
+    answer = socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    assert resolve(host, 443) == [ipaddress.ip_address(info[4][0]) for info in answer]
+
+
+@pytest.mark.parametrize(("host", "address"), [
+    ("203.0.113.7", "203.0.113.7"), ("2001:db8::7", "2001:db8::7"),
+    ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+    ("127.1", "127.0.0.1"), ("2130706433", "127.0.0.1"), ("0x7f.0.0.1", "127.0.0.1"),
+])
+def test_only_a_host_that_is_not_an_address_in_its_standard_form_is_looked_up(
+        monkeypatch, host, address):
+    """Under the worker's gevent pool each lookup is a round trip through the hub's thread
+    pool, for an answer an address already is; other spellings are the C library's to
+    read, as the connection would read them."""
+    looked_up = []
+    system = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda name, *args, **kwargs: looked_up.append(name)
+                        or system(name, *args, **kwargs))
+    assert resolve(host, 443) == [ipaddress.ip_address(address)]
+    assert looked_up == ([] if host == address else [host])
 
 
 @pytest.mark.parametrize("name", ["internal.example.test", "metadata.example.test",

@@ -16,6 +16,7 @@ they mean, and that address is what is judged. Both places read the URL with one
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from typing import TYPE_CHECKING
@@ -64,7 +65,15 @@ def is_forbidden_address(address: Address) -> bool:
 
 
 def resolve(host: str, port: int) -> list[Address]:
-    """Every address `host` resolves to (IP literals in any spelling resolve to themselves)."""
+    """Every address `host` resolves to (IP literals in any spelling resolve to themselves).
+
+    An address in its standard form is itself, as getaddrinfo would answer, without asking
+    it: under the worker's gevent pool every lookup is a round trip through the hub's thread
+    pool. Other spellings ('127.1', '2130706433', a zone index) are read by the C library,
+    as the connection would read them."""
+    if "%" not in host:
+        with contextlib.suppress(ValueError):
+            return [ipaddress.ip_address(host)]
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
 
