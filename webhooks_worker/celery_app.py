@@ -7,7 +7,7 @@ checked when a worker starts (`celeryd_init`), not here.
 from celery.signals import celeryd_init
 
 from webhooks_api.config import ConfigError, check_worker_redis, worker_refusal
-from webhooks_worker.runtime.green import BufferedTaskEvents, cooperate_with_gevent
+from webhooks_worker.runtime.green import BufferedTaskEvents, LookupThreads, cooperate_with_gevent
 
 cooperate_with_gevent()  # before any connection is made
 
@@ -29,6 +29,7 @@ from webhooks_worker.runtime import (  # noqa: E402,F401  (tasks, signals)
 )
 
 celery_app.steps["consumer"].add(BufferedTaskEvents)
+celery_app.steps["worker"].add(LookupThreads)
 
 
 @celeryd_init.connect

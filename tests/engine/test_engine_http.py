@@ -22,6 +22,7 @@ from tests.support.engine_support import (
 from tests.support.helpers import wait_for
 from tests.support.odd_servers import (
     NxdomainResolver,
+    PartlySilentResolver,
     SilentResolver,
     SlowRelay,
     drip,
@@ -238,3 +239,34 @@ def test_a_resolver_that_never_answers_ends_the_attempt_at_timeout_seconds(
     assert recorded_after < 20  # publish, fan-out and the 5 s attempt, with room to spare
     assert delivery.status == "retrying"
     assert "hangs.example.test" in resolver.names  # it was asked, and never answered
+
+
+def test_a_receiver_whose_name_servers_never_answer_holds_up_no_other_receiver(
+        app, client, tenant, session, receiver, test_env, tmp_path):
+    """Under gevent each lookup runs in a thread of the hub's pool, and one that is never
+    answered keeps its thread until the system resolver gives up (150 s here), after its
+    attempt has ended at its deadline. The window lets a new receiver have 10 attempts in
+    flight: as many lookups as gevent's default pool has threads, and every delivery of the
+    process to a receiver named by hostname would wait behind them."""
+    port = receiver.server.server_address[1]
+    with PartlySilentResolver(tmp_path, {"ok.example.test"}) as resolver, isolated_worker(
+            test_env, {"WEBHOOKS_RETRY_SCHEDULE": "3600"}, concurrency=40,
+            wrapper=resolver.wrapper()) as worker:
+        create_subscription(client, tenant, "http://hangs.example.test/hook",
+                            event_types=["invoice.created"], timeout_seconds=5)
+        healthy = create_subscription(client, tenant, f"http://ok.example.test:{port}/hook",
+                                      event_types=["invoice.paid"], timeout_seconds=10)
+        for n in range(12):
+            worker.publish(event_type="invoice.created", event_data={"n": n},
+                           tenant_id=tenant["id"])
+        wait_for(lambda: resolver.unanswered_lookups >= 10, timeout=30,
+                 message="the window's 10 lookups of the silent name to be waiting")
+        worker.publish(event_type="invoice.paid", event_data={"n": 0}, tenant_id=tenant["id"])
+
+        delivery = wait_for_delivery(
+            session, lambda d: str(d.subscription_id) == healthy["id"] and d.attempt_count >= 1,
+            timeout=30, message="the named receiver's attempt to be recorded")
+    attempt = attempts_of(session, delivery.id)[0]
+    assert (attempt.response_status, attempt.error_class) == (200, None)
+    assert attempt.duration_ms < 2000
+    assert "ok.example.test" in resolver.names

@@ -1,5 +1,5 @@
-"""What the gevent pool needs of ours: PostgreSQL calls that yield to gevent's hub, and
-task events sent in batches.
+"""What the gevent pool needs of ours: PostgreSQL calls that yield to gevent's hub, a
+thread for every lookup in flight, and task events sent in batches.
 
 `celery worker --pool=gevent` monkey-patches the standard library before it imports the
 app, so sockets (Redis, the receivers) yield by themselves; psycopg2 is C and waits on its
@@ -14,18 +14,46 @@ from __future__ import annotations
 from celery import bootsteps
 
 
-def cooperate_with_gevent() -> bool:
-    """Install the wait callback if gevent patched this process; True when it did."""
+def _gevent_patched() -> bool:
     try:
         from gevent import monkey
     except ImportError:
         return False
-    if not monkey.is_module_patched("socket"):
+    return monkey.is_module_patched("socket")
+
+
+def cooperate_with_gevent() -> bool:
+    """Install the wait callback if gevent patched this process; True when it did."""
+    if not _gevent_patched():
         return False
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
     return True
+
+
+class LookupThreads(bootsteps.StartStopStep):
+    """As many threads for name lookups as the process may have deliveries in flight (its
+    concurrency, or autoscale's maximum).
+
+    Under gevent `getaddrinfo` runs in the hub's thread pool, 10 threads by default. A
+    lookup that a receiver's name servers never answer keeps its thread until the system
+    resolver gives up (with glibc's defaults 10 s for each name server; resolv.conf may say
+    minutes), even after its attempt has ended at its deadline. The window lets a new
+    receiver have 10 attempts in flight: one receiver with dead name servers held every
+    delivery of the process to a receiver named by hostname behind its lookups
+    (tests/engine/test_engine_http.py). The pool starts a thread only when a lookup waits
+    for one, so an idle process has none more than before.
+    """
+
+    requires = ("celery.worker.components:Pool",)
+
+    def start(self, w):
+        if _gevent_patched():
+            from gevent import get_hub
+
+            threads = get_hub().threadpool
+            threads.maxsize = max(threads.maxsize, w.max_concurrency or w.concurrency)
 
 
 class BufferedTaskEvents(bootsteps.StartStopStep):
