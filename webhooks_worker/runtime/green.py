@@ -38,12 +38,12 @@ class LookupThreads(bootsteps.StartStopStep):
 
     Under gevent `getaddrinfo` runs in the hub's thread pool, 10 threads by default. A
     lookup that a receiver's name servers never answer keeps its thread until the system
-    resolver gives up (with glibc's defaults 10 s for each name server; resolv.conf may say
+    resolver gives up (10 s and more with glibc's defaults; resolv.conf may say
     minutes), even after its attempt has ended at its deadline. The window lets a new
-    receiver have 10 attempts in flight: one receiver with dead name servers held every
-    delivery of the process to a receiver named by hostname behind its lookups
-    (tests/engine/test_engine_http.py). The pool starts a thread only when a lookup waits
-    for one, so an idle process has none more than before.
+    receiver have 10 attempts in flight: with gevent's default, one receiver with dead name
+    servers would hold every delivery of the process to a receiver named by hostname
+    behind its lookups (tests/engine/test_engine_http.py). The pool starts a thread only
+    when a lookup waits for one, so an idle process has no more threads than with it.
     """
 
     requires = ("celery.worker.components:Pool",)
