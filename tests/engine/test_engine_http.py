@@ -241,8 +241,13 @@ def test_a_resolver_that_never_answers_ends_the_attempt_at_timeout_seconds(
     assert "hangs.example.test" in resolver.names  # it was asked, and never answered
 
 
+@pytest.mark.parametrize("shape", [
+    {"concurrency": 40},
+    # --autoscale: the process may grow to 40 deliveries in flight; it starts with 12.
+    {"concurrency": 1, "extra_args": ["--autoscale=40,12"]},
+], ids=["concurrency", "autoscale"])
 def test_a_receiver_whose_name_servers_never_answer_holds_up_no_other_receiver(
-        app, client, tenant, session, receiver, test_env, tmp_path):
+        app, client, tenant, session, receiver, test_env, tmp_path, shape):
     """Under gevent each lookup runs in a thread of the hub's pool, and one that is never
     answered keeps its thread until the system resolver gives up (150 s here), after its
     attempt has ended at its deadline. The window lets a new receiver have 10 attempts in
@@ -250,7 +255,7 @@ def test_a_receiver_whose_name_servers_never_answer_holds_up_no_other_receiver(
     process to a receiver named by hostname would wait behind them."""
     port = receiver.server.server_address[1]
     with PartlySilentResolver(tmp_path, {"ok.example.test"}) as resolver, isolated_worker(
-            test_env, {"WEBHOOKS_RETRY_SCHEDULE": "3600"}, concurrency=40,
+            test_env, {"WEBHOOKS_RETRY_SCHEDULE": "3600"}, **shape,
             wrapper=resolver.wrapper()) as worker:
         create_subscription(client, tenant, "http://hangs.example.test/hook",
                             event_types=["invoice.created"], timeout_seconds=5)

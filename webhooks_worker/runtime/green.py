@@ -34,7 +34,8 @@ def cooperate_with_gevent() -> bool:
 
 class LookupThreads(bootsteps.StartStopStep):
     """As many threads for name lookups as the process may have deliveries in flight (its
-    concurrency, or autoscale's maximum).
+    concurrency, or autoscale's maximum, as it started: Celery tells a step of no later
+    `pool_grow`).
 
     Under gevent `getaddrinfo` runs in the hub's thread pool, 10 threads by default. A
     lookup that a receiver's name servers never answer keeps its thread until the system
